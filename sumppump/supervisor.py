@@ -106,7 +106,7 @@ class Backoff:
     reset_after: float = 60.0
 
     def delay(self, failures: int, rng: random.Random) -> float:
-        base = min(self.max, self.min * 2 ** max(0, failures - 1))
+        base = min(self.max, self.min * 2.0 ** max(0, failures - 1))
         return base * (1.0 + rng.random() * self.jitter)
 
 
@@ -361,8 +361,9 @@ class Supervisor:
                     else:
                         if spec.ref is None:
                             raise TypeError(f"child {spec.id} is an actor but has no ref")
-                        await run_actor(target, spec.ref, mailbox_size=spec.mailbox_size,
-                                        on_started=publish)
+                        await run_actor(
+                            target, spec.ref, mailbox_size=spec.mailbox_size, on_started=publish
+                        )
             # A crash racing a cancellation arrives as BaseExceptionGroup([exc, Cancelled]);
             # except* keeps the crash as the reason and re-raises the Cancelled part (P6).
             except* Exception as group:
@@ -426,8 +427,7 @@ class Supervisor:
             delay = spec.backoff.delay(failures, self._rng)
         for member in self._group_of(spec):
             if member.id == spec.id or member.restart is not Restart.TEMPORARY:
-                self._not_before[member.id] = max(self._not_before.get(member.id, now),
-                                                  now + delay)
+                self._not_before[member.id] = max(self._not_before.get(member.id, now), now + delay)
         self.events.append(("restart_scheduled", f"{spec.id}:{delay:.6g}"))
 
     def _group_of(self, spec: ChildSpec) -> list[ChildSpec]:
@@ -533,13 +533,25 @@ def build_tree(settings: Settings) -> Tree:
         start=lambda: Supervisor(
             "broker",
             [
-                ChildSpec("connection", placeholder("connection"), refs.connection,
-                          shutdown=5.0, backoff=TWS_BACKOFF),
-                ChildSpec("chain_cache", placeholder("chain_cache"), refs.chain_cache,
-                          shutdown=2.0),
+                ChildSpec(
+                    "connection",
+                    placeholder("connection"),
+                    refs.connection,
+                    shutdown=5.0,
+                    backoff=TWS_BACKOFF,
+                ),
+                ChildSpec(
+                    "chain_cache", placeholder("chain_cache"), refs.chain_cache, shutdown=2.0
+                ),
                 ChildSpec("risk", placeholder("risk"), refs.risk, shutdown=2.0),
-                ChildSpec("execution", placeholder("execution"), refs.execution,
-                          shutdown=10.0, mailbox_size=16, backoff=TWS_BACKOFF),
+                ChildSpec(
+                    "execution",
+                    placeholder("execution"),
+                    refs.execution,
+                    shutdown=10.0,
+                    mailbox_size=16,
+                    backoff=TWS_BACKOFF,
+                ),
             ],
             strategy=Strategy.REST_FOR_ONE,
             intensity=5,
@@ -550,8 +562,13 @@ def build_tree(settings: Settings) -> Tree:
     root = Supervisor(
         "root",
         [
-            ChildSpec("rate_limiter", placeholder("rate_limiter"), refs.rate_limiter,
-                      shutdown=1.0, mailbox_size=256),
+            ChildSpec(
+                "rate_limiter",
+                placeholder("rate_limiter"),
+                refs.rate_limiter,
+                shutdown=1.0,
+                mailbox_size=256,
+            ),
             ChildSpec("pricing", placeholder("pricing"), refs.pricing, shutdown=1.0),
             broker,
         ],
@@ -579,7 +596,7 @@ async def _serve_until_signal(root: Supervisor) -> int:
             async def supervise() -> None:
                 nonlocal exit_code
                 try:
-                    await root.run()
+                    await root.run(on_started=lambda: log.info("supervision tree running"))
                 except SupervisorGaveUp as exc:
                     log.error("root supervisor gave up: %s (cause: %r)", exc, exc.__cause__)
                     exit_code = 1
@@ -593,8 +610,11 @@ async def _serve_until_signal(root: Supervisor) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the production tree in the foreground until SIGINT/SIGTERM (``sumppump run``)."""
     del argv
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     tree = build_tree(Settings())
     return anyio.run(_serve_until_signal, tree.root)
 

@@ -47,8 +47,9 @@ def toy_specs(
 ) -> tuple[list[ChildSpec], dict[str, Ref]]:
     refs = {name: Ref(name) for name in names}
     specs = [
-        ChildSpec(name, (lambda n=name: ToyActor(log=log, name=n)), refs[name], shutdown=0.5,
-                  **kwargs)  # type: ignore[arg-type]
+        ChildSpec(
+            name, (lambda n=name: ToyActor(log=log, name=n)), refs[name], shutdown=0.5, **kwargs
+        )  # type: ignore[arg-type]
         for name in names
     ]
     return specs, refs
@@ -230,8 +231,12 @@ async def test_a_child_that_ignores_its_kill_is_abandoned_and_its_siblings_still
     gate = anyio.Event()
     specs = [
         ChildSpec("first", lambda: ToyActor(log=log, name="first"), refs["first"], shutdown=0.1),
-        ChildSpec("stubborn", lambda: ToyActor(gate, ignore_cancel=1.5, log=log, name="stubborn"),
-                  refs["stubborn"], shutdown=0.1),
+        ChildSpec(
+            "stubborn",
+            lambda: ToyActor(gate, ignore_cancel=1.5, log=log, name="stubborn"),
+            refs["stubborn"],
+            shutdown=0.1,
+        ),
     ]
     sup = Supervisor("s", specs)
     with anyio.fail_after(8):
@@ -265,8 +270,14 @@ async def test_backoff_resets_after_the_child_stayed_up_long_enough() -> None:
     clock = FakeClock()
     ref = Ref("tws")
     backoff = Backoff(min=1.0, max=30.0, jitter=0.0, reset_after=60.0)
-    sup = Supervisor("s", [ChildSpec("tws", ToyActor, ref, backoff=backoff)], intensity=100,
-                     period=1, clock=clock, sleep=clock.sleep)
+    sup = Supervisor(
+        "s",
+        [ChildSpec("tws", ToyActor, ref, backoff=backoff)],
+        intensity=100,
+        period=1,
+        clock=clock,
+        sleep=clock.sleep,
+    )
     with anyio.fail_after(5):
         async with running(sup):
             for generation, uptime in enumerate([0, 0, 0, 61, 0], start=1):
@@ -375,8 +386,12 @@ async def test_tree_can_be_shut_down_while_a_child_is_in_a_failing_restart_loop(
         return starts[0] > 1
 
     ref = Ref("loop")
-    spec = ChildSpec("loop", lambda: ToyActor(fail_start=always_fails_after_boot), ref,
-                     backoff=Backoff(min=0.01, max=0.01, jitter=0))
+    spec = ChildSpec(
+        "loop",
+        lambda: ToyActor(fail_start=always_fails_after_boot),
+        ref,
+        backoff=Backoff(min=0.01, max=0.01, jitter=0),
+    )
     sup = Supervisor("s", [spec], intensity=10_000, period=60)
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
@@ -407,7 +422,7 @@ async def test_nested_supervisor_giving_up_is_restarted_by_its_parent() -> None:
             assert refs["pure"].generation == 1
             assert any(e == ("exit", "broker:SupervisorGaveUp") for e in root.events)
             while "broker" not in root.running():  # leaf is routable before broker finished
-                await anyio.sleep(0.001)           # starting, as in OTP
+                await anyio.sleep(0.001)  # starting, as in OTP
             root.kill("broker/leaf")
             await settle(refs, {"leaf": 3})
 
@@ -426,8 +441,14 @@ async def test_production_tree_starts_and_placeholders_answer_honestly() -> None
     tree = build_tree(Settings())
     with anyio.fail_after(5):
         async with running(tree.root) as root:
-            for field in ("rate_limiter", "pricing", "connection", "chain_cache", "risk",
-                          "execution"):
+            for field in (
+                "rate_limiter",
+                "pricing",
+                "connection",
+                "chain_cache",
+                "risk",
+                "execution",
+            ):
                 ref: Ref = getattr(tree.refs, field)
                 reply = await ref.call(Ping(), timeout=1)
                 assert isinstance(reply, Pong | NotImplementedYet)
@@ -435,8 +456,10 @@ async def test_production_tree_starts_and_placeholders_answer_honestly() -> None
             assert broker is not None
             assert broker.running() == ("connection", "chain_cache", "risk", "execution")
             root.kill("broker/chain_cache")  # rest_for_one: risk and execution restart too
-            await settle({"risk": tree.refs.risk, "execution": tree.refs.execution},
-                         {"risk": 2, "execution": 2})
+            await settle(
+                {"risk": tree.refs.risk, "execution": tree.refs.execution},
+                {"risk": 2, "execution": 2},
+            )
             assert tree.refs.connection.generation == 1
 
 
@@ -444,5 +467,6 @@ def _make_specs_for_chaos(
     names: Sequence[str], factory: Callable[[str], ToyActor]
 ) -> tuple[list[ChildSpec], dict[str, Ref]]:
     refs = {name: Ref(name) for name in names}
-    return [ChildSpec(n, (lambda n=n: factory(n)), refs[n], mailbox_size=4, shutdown=0.2)
-            for n in names], refs
+    return [
+        ChildSpec(n, (lambda n=n: factory(n)), refs[n], mailbox_size=4, shutdown=0.2) for n in names
+    ], refs

@@ -82,14 +82,19 @@ async def test_random_kills_and_calls_never_hang(
 ) -> None:
     sup, refs = build(strategy, intensity)
     gave_up = False
-    with anyio.fail_after(20):
+
+    async def supervise(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+        nonlocal gave_up
         try:
-            async with anyio.create_task_group() as tg:
-                await tg.start(sup.run)
-                outcomes, worst = await drive(sup, refs, ops)
-                tg.cancel_scope.cancel()
-        except* SupervisorGaveUp:
-            gave_up = True
+            await sup.run(task_status=task_status)
+        except SupervisorGaveUp:
+            gave_up = True  # the callers go on and must all get ActorDown
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(supervise)
+            outcomes, worst = await drive(sup, refs, ops)
+            tg.cancel_scope.cancel()
     calls = sum(1 for kind, _, _ in ops if kind in ("call", "slow", "boom"))
     assert sum(outcomes.values()) == calls  # every call ended, in one of the three ways
     assert worst < CALL_DEADLINE + 0.5

@@ -25,7 +25,8 @@ class PlaceholderActor(Actor):
             case Ping():
                 return Pong(actor=self.name)
             case Command():
-                return NotImplementedYet(actor=self.name, request=type(msg).__name__,
-                                         detail=self.detail)
+                return NotImplementedYet(
+                    actor=self.name, request=type(msg).__name__, detail=self.detail
+                )
             case _:
                 return None  # events and other notifications are ignored

@@ -228,7 +228,7 @@ class Actor:
         return None
 
 
-class StopActor(Exception):  # noqa: N818 -- a control-flow signal, not an error
+class StopActor(Exception):
     """Raise from :meth:`Actor.handle` to end the incarnation normally (OTP ``{stop, normal}``).
 
     ``reply`` is sent to the caller first, when the message was a call. A normal exit is not a
@@ -276,8 +276,10 @@ class _MailboxLoop:
             if call is None:
                 continue
             if result is None:
-                raise _NoReply(f"{type(self.actor).__name__} returned no reply to "
-                               f"{type(envelope.msg).__name__}")
+                raise _NoReply(
+                    f"{type(self.actor).__name__} returned no reply to "
+                    f"{type(envelope.msg).__name__}"
+                )
             _deliver(call, result)
 
 
@@ -348,8 +350,9 @@ async def start_actor(
         started.set()
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(lambda: run_actor(factory(), ref, mailbox_size=mailbox_size,
-                                        on_started=publish))
+        tg.start_soon(
+            lambda: run_actor(factory(), ref, mailbox_size=mailbox_size, on_started=publish)
+        )
         await started.wait()
         try:
             yield ref

@@ -140,24 +140,23 @@ async def test_every_queued_call_gets_actor_down_when_the_actor_dies() -> None:
 async def test_caller_blocked_on_a_full_mailbox_gets_actor_down_when_the_callee_dies() -> None:
     ref, gate = Ref("toy"), anyio.Event()
     outcome: list[str] = []
+
+    async def caller(msg: WaitGate | Echo) -> None:
+        try:
+            await ref.call(msg, timeout=30)
+            outcome.append("reply")
+        except ActorDown:
+            outcome.append("down")
+
     with anyio.fail_after(5):
-        async with supervised(ref, gate, mailbox_size=1) as sup:
-            async with anyio.create_task_group() as tg:
-
-                async def caller(msg: WaitGate | Echo) -> None:
-                    try:
-                        await ref.call(msg, timeout=30)
-                        outcome.append("reply")
-                    except ActorDown:
-                        outcome.append("down")
-
-                tg.start_soon(caller, WaitGate())  # being handled
-                await anyio.wait_all_tasks_blocked()
-                tg.start_soon(caller, Echo(value=1))  # fills the one-slot mailbox
-                await anyio.wait_all_tasks_blocked()
-                tg.start_soon(caller, Echo(value=2))  # blocked in send
-                await anyio.wait_all_tasks_blocked()
-                sup.kill("toy")
+        async with supervised(ref, gate, mailbox_size=1) as sup, anyio.create_task_group() as tg:
+            tg.start_soon(caller, WaitGate())  # being handled
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(caller, Echo(value=1))  # fills the one-slot mailbox
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(caller, Echo(value=2))  # blocked in send
+            await anyio.wait_all_tasks_blocked()
+            sup.kill("toy")
     assert outcome == ["down", "down", "down"]
 
 
@@ -242,6 +241,7 @@ async def test_remaining_budget_sees_the_callers_cancel_scope() -> None:
     assert remaining_budget(default=-1.0) == -1.0
     with anyio.move_on_after(10):
         assert 9.0 < remaining_budget() <= 10.0
+        await anyio.lowlevel.checkpoint()
 
 
 async def test_a_handler_that_answers_a_call_with_nothing_crashes_instead_of_hanging() -> None:

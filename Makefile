@@ -1,0 +1,37 @@
+# Two commands for everyone: `make demo` and `make test`. Each creates .venv and installs the
+# project (with its dev extras) when pyproject.toml is newer than the last install.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test soak bench lint typecheck clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/sumppump demo
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+soak: $(STAMP)
+	SUMPPUMP_SOAK=1 $(PY) -m pytest -m "slow" -q
+
+bench: $(STAMP)
+	$(PY) bench/actors.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sumppump tests bench
+	$(VENV)/bin/ruff format --check sumppump tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
