@@ -213,7 +213,13 @@ class Actor:
       loop, a probe). If it raises, the actor crashes; if it returns, the mailbox loop goes on.
     * :meth:`on_stop` runs after the last message, also after a crash or a kill, shielded and
       bounded to one second.
+
+    :attr:`max_concurrency` is 1 by default: one message at a time, so state needs no locks.
+    An I/O-bound actor may raise it to handle several requests at once; a crash in any of them
+    still ends the whole incarnation, and every pending call gets :class:`ActorDown`.
     """
+
+    max_concurrency: int = 1
 
     async def on_start(self) -> None:
         return None
@@ -259,28 +265,58 @@ class _MailboxLoop:
     handled: int = field(default=0)
 
     async def run(self) -> None:
-        async for envelope in self.rx:
-            call = envelope.call
-            if call is not None and call.abandoned:
-                continue  # the caller gave up while this was queued: nothing reaches the actor
-            token = _request_deadline.set(call.deadline if call is not None else math.inf)
-            try:
-                result = await self.actor.handle(envelope.msg)
-            except StopActor as stop:
-                if call is not None and stop.reply is not None:
-                    _deliver(call, stop.reply)
-                return
-            finally:
-                _request_deadline.reset(token)
-            self.handled += 1
-            if call is None:
-                continue
-            if result is None:
-                raise _NoReply(
-                    f"{type(self.actor).__name__} returned no reply to "
-                    f"{type(envelope.msg).__name__}"
-                )
-            _deliver(call, result)
+        if self.actor.max_concurrency <= 1:
+            async for envelope in self.rx:
+                if not await self._handle(envelope):
+                    return
+            return
+        # Concurrent actors (I/O-bound ones such as the TWS connection) handle up to
+        # `max_concurrency` requests at once. A slot is taken *before* the next envelope is
+        # read, so when every slot is busy the mailbox fills and callers feel backpressure.
+        slots = anyio.CapacityLimiter(self.actor.max_concurrency)
+        async with anyio.create_task_group() as tg:
+            with anyio.CancelScope() as reading:
+
+                async def handle_one(envelope: _Envelope, slot: object) -> None:
+                    try:
+                        if not await self._handle(envelope):
+                            reading.cancel()
+                    finally:
+                        slots.release_on_behalf_of(slot)
+
+                while True:
+                    slot = object()
+                    await slots.acquire_on_behalf_of(slot)
+                    try:
+                        envelope = await self.rx.receive()
+                    except (anyio.EndOfStream, anyio.ClosedResourceError):
+                        slots.release_on_behalf_of(slot)
+                        return
+                    tg.start_soon(handle_one, envelope, slot)
+
+    async def _handle(self, envelope: _Envelope) -> bool:
+        """Handle one envelope; ``False`` when the actor asked to stop."""
+        call = envelope.call
+        if call is not None and call.abandoned:
+            return True  # the caller gave up while this was queued: nothing reaches the actor
+        token = _request_deadline.set(call.deadline if call is not None else math.inf)
+        try:
+            result = await self.actor.handle(envelope.msg)
+        except StopActor as stop:
+            if call is not None and stop.reply is not None:
+                _deliver(call, stop.reply)
+            return False
+        finally:
+            _request_deadline.reset(token)
+        self.handled += 1
+        if call is None:
+            return True
+        if result is None:
+            raise _NoReply(
+                f"{type(self.actor).__name__} returned no reply to {type(envelope.msg).__name__}"
+            )
+        _deliver(call, result)
+        return True
 
 
 def _deliver(call: _PendingCall, reply: Reply) -> None:

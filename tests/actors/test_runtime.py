@@ -19,6 +19,7 @@ from sumppump.actors.runtime import (
 from sumppump.supervisor import ChildSpec, Supervisor
 from tests.support.toy_actors import (
     Boom,
+    ConcurrentToy,
     Echo,
     Echoed,
     Forward,
@@ -251,3 +252,55 @@ async def test_a_handler_that_answers_a_call_with_nothing_crashes_instead_of_han
             with pytest.raises(ActorDown) as info:
                 await ref.call(Silent(), timeout=30)
             assert "no reply" in str(info.value.reason)
+
+
+async def test_a_concurrent_actor_handles_several_calls_at_once_and_keeps_backpressure() -> None:
+    gate = anyio.Event()
+    results: list[str] = []
+
+    async def caller(ref: Ref) -> None:
+        reply = await ref.call(WaitGate(), timeout=5)
+        assert isinstance(reply, Echoed)
+        results.append("reply")
+
+    with anyio.fail_after(5):
+        async with (
+            start_actor(lambda: ConcurrentToy(gate), name="io", mailbox_size=1) as ref,
+            anyio.create_task_group() as tg,
+        ):
+            for _ in range(4):
+                tg.start_soon(caller, ref)
+            await anyio.wait_all_tasks_blocked()
+            # Four handlers are waiting on the gate at once; a fifth request queues and a
+            # sixth finds the one-slot mailbox full.
+            ref.tell(Echo(value=5))
+            with pytest.raises(MailboxFull):
+                ref.tell(Echo(value=6))
+            gate.set()
+    assert results == ["reply"] * 4
+
+
+async def test_a_crash_in_one_concurrent_handler_releases_every_pending_call() -> None:
+    gate = anyio.Event()
+    ref = Ref("io")
+    outcomes: list[str] = []
+    sup = Supervisor("s", [ChildSpec("io", lambda: ConcurrentToy(gate), ref, shutdown=0.5)])
+
+    async def waiter() -> None:
+        try:
+            await ref.call(WaitGate(), timeout=30)
+            outcomes.append("reply")
+        except ActorDown:
+            outcomes.append("down")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            await tg.start(sup.run)
+            async with anyio.create_task_group() as callers:
+                callers.start_soon(waiter)
+                callers.start_soon(waiter)
+                await anyio.wait_all_tasks_blocked()
+                with pytest.raises(ActorDown):
+                    await ref.call(Boom(), timeout=5)
+            tg.cancel_scope.cancel()
+    assert outcomes == ["down", "down"]

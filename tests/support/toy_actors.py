@@ -118,3 +118,7 @@ class ToyActor(Actor):
                 raise StopActor(Echoed(value=0, handled_by=self.serial))
             case _:
                 return None
+
+
+class ConcurrentToy(ToyActor):
+    max_concurrency = 4
