@@ -130,7 +130,10 @@ class StrategyAnalysis(msgspec.Struct, frozen=True, kw_only=True):
     ``max_loss``/``max_gain`` are ``None`` when unbounded; ``reward_risk = max_gain / max_loss``
     (``None`` when the gain is unbounded or nothing can be lost). ``max_loss_with_commission`` adds
     the opening commission. ``probability_of_profit`` is risk-neutral lognormal at expiry with
-    ``pop_sigma`` (``None`` without a spot or a volatility).
+    ``pop_sigma`` (``None`` without a spot or a volatility). ``held_shares_included`` shares held
+    are part of the figures, valued at the underlying price (the position, not only the order);
+    ``held_shares_max_loss`` is what those shares alone could lose (their value), so the risk the
+    order adds is ``max_loss - held_shares_max_loss``.
     """
 
     legs: tuple[LegPricing, ...]
@@ -155,6 +158,8 @@ class StrategyAnalysis(msgspec.Struct, frozen=True, kw_only=True):
     pop_sigma: float | None
     greeks: AggregateGreeks | None
     profile: PnlProfile
+    held_shares_included: int = 0
+    held_shares_max_loss: float = 0.0
     warnings: tuple[str, ...] = ()
 
 
@@ -300,6 +305,7 @@ def analyse_order(
     limit_price: float | None = None,
     *,
     underlying_price: float | None = None,
+    held_shares: int = 0,
     atm_iv: float | None = None,
     today: dt.date | None = None,
     r: float = 0.0,
@@ -312,11 +318,14 @@ def analyse_order(
     the tick. For an order whose mid is a credit a positive limit is read as that credit (a person
     selling a covered call at 1.25 means "receive 1.25"), with a warning saying so. The probability
     of profit uses ``atm_iv`` (else the mean iv of the option legs) and the nearest expiry.
-    ``today`` defaults to the local date. Does not apply the Level-2 rule (see
-    :mod:`sumppump.strategies.coverage`).
+    ``today`` defaults to the local date. ``held_shares`` are shares already held that the structure
+    is built on (:attr:`BuiltStrategy.held_shares_included`): they join the payoff at
+    ``underlying_price``, so a covered call on held shares shows the position's bounded risk rather
+    than a naked call's. Does not apply the Level-2 rule (see :mod:`sumppump.strategies.coverage`).
 
     Raises :class:`StrategyRefused`: ``INVALID_ARGUMENT`` for quantity ≤ 0, no option legs,
-    mixed multipliers, a limit off the tick or beyond what the legs can be worth;
+    mixed multipliers, a limit off the tick or beyond what the legs can be worth, held shares
+    without an underlying price;
     ``NO_MARKET_DATA`` when a leg has no usable price and no limit was given.
     """
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
@@ -393,6 +402,19 @@ def analyse_order(
     ]
     quotes = [ql.quote for ql in legs]
     payoff_legs = _payoff_legs(pricings, quotes, entry, limit_total)
+    if held_shares:
+        if isinstance(held_shares, bool) or not isinstance(held_shares, int) or held_shares < 0:
+            _refuse("INVALID_ARGUMENT", f"held_shares {held_shares!r}", "a share count >= 0")
+        if not (underlying_price and underlying_price > 0):
+            _refuse("INVALID_ARGUMENT", "held shares need the underlying price", "pass the spot")
+        payoff_legs.append(
+            PayoffLeg(
+                right="STK",
+                position=held_shares,
+                multiplier=1,
+                entry_price=underlying_price,  # type: ignore[arg-type]
+            )
+        )
     profile = analyse_expiry(payoff_legs)
 
     commission = estimate_commission(pricings)
@@ -434,6 +456,7 @@ def analyse_order(
                 continue
             for j, g in enumerate((ql.quote.delta, ql.quote.gamma, ql.quote.theta, ql.quote.vega)):
                 totals[j] += units * g  # type: ignore[operator]
+        totals[0] += held_shares
         greeks = AggregateGreeks(delta=totals[0], gamma=totals[1], theta=totals[2], vega=totals[3])
 
     extra = [*profile.breakevens]
@@ -478,5 +501,7 @@ def analyse_order(
         pop_sigma=sigma,
         greeks=greeks,
         profile=pnl_profile,
+        held_shares_included=held_shares,
+        held_shares_max_loss=held_shares * (underlying_price or 0.0),
         warnings=tuple(warnings),
     )

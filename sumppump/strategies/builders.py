@@ -34,8 +34,11 @@ class BuiltStrategy(msgspec.Struct, frozen=True, kw_only=True):
     """The legs of one order, per unit of ``quantity``, and how its shorts are covered.
 
     ``shares_bought`` is the number of shares the order buys in total (0 unless it is a
-    buy-write or buys shares to protect); ``coverage`` is the Level-2 verdict without the debit
-    rule (``coverage.held_shares_used`` shares held become committed to its short calls).
+    buy-write or buys shares to protect); ``held_shares_included`` the shares already held that the
+    structure is built on (covered call, protective put or collar on held shares): pass it to
+    :func:`sumppump.strategies.analysis.analyse_order` so the risk covers the whole position.
+    ``coverage`` is the Level-2 verdict without the debit rule (``coverage.held_shares_used`` shares
+    held become committed to its short calls).
     """
 
     symbol: str
@@ -44,6 +47,7 @@ class BuiltStrategy(msgspec.Struct, frozen=True, kw_only=True):
     quantity: int
     multiplier: int
     shares_bought: int
+    held_shares_included: int
     coverage: CoverageVerdict
     notes: tuple[str, ...] = ()
 
@@ -195,6 +199,7 @@ def build_strategy(
     free_shares = max(0, shares_held - shares_committed)
     needed_shares = qty * multiplier
     notes: list[str] = []
+    held_included = 0
 
     if name == "custom":
         if strikes:
@@ -210,8 +215,10 @@ def build_strategy(
             return StrategyLeg(action=action, right=right, strike=strike, expiry=exp, ratio=1)  # type: ignore[arg-type]
 
         def shares_unless(held: int, why: str) -> list[StrategyLeg]:
+            nonlocal held_included
             if held >= needed_shares:
                 notes.append(f"uses {needed_shares} of the {shares_held} shares held")
+                held_included = needed_shares
                 return []
             if held > 0:
                 notes.append(
@@ -256,6 +263,8 @@ def build_strategy(
         built = tuple(built_list)
 
     verdict = check_coverage(built, qty, multiplier=multiplier, free_shares=free_shares)
+    if name == "custom":
+        held_included = verdict.held_shares_used
     if not verdict.allowed:
         raise StrategyRefused(
             "NOT_PERMITTED_LEVEL2",
@@ -271,6 +280,7 @@ def build_strategy(
         quantity=qty,
         multiplier=multiplier,
         shares_bought=sum(leg.ratio for leg in built if leg.right == "STK") * qty,
+        held_shares_included=held_included,
         coverage=verdict,
         notes=tuple(notes),
     )
