@@ -1,0 +1,917 @@
+"""The simulated broker: accounts, positions, the order state machine, fills and what-if.
+
+Orders follow IB's visible states: ``PreSubmitted`` (accepted, waiting: market closed,
+untransmitted,
+or a stop not yet triggered) -> ``Submitted`` (working) -> partial fills -> ``Filled``; or
+``Cancelled`` / ``Inactive``. Matching is against the simulated quote:
+
+* MKT fills at the touch (ask to buy, bid to sell);
+* LMT fills at the touch when marketable; with ``fill_policy="mid"`` (the default) a limit at or
+  better than the mid also fills, at the limit (what a patient mid-price order usually gets);
+  ``fill_policy="touch"`` fills only marketable limits;
+* STP / STP LMT trigger on the last price crossing the stop, then behave as MKT / LMT;
+* BAG combos fill all legs together at a net price (guaranteed combo), with one execution per leg
+  plus one for the combo, like TWS.
+
+Options trading permission follows IBKR's levels: 1 covered calls, 2 adds long options and
+debit spreads (every short option covered by stock or by a long option of the same type and expiry
+with a better strike), 3 credit spreads, 4 uncovered. An order the account's level does not allow
+is rejected with error 201, whether it is placed or only previewed (what-if).
+
+The broker never touches sockets; it reports through the :class:`BrokerListener` it is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .catalog import Catalog, Instrument, OptionContract, Underlying
+from .clock import SimClock, is_extended_session, is_regular_session
+from .market import MarketModel
+from .protocol import (
+    UNSET_DOUBLE,
+    ComboLegSpec,
+    OpenOrderView,
+    OrderStateView,
+    PlaceOrderRequest,
+    WireContract,
+)
+
+__all__ = [
+    "Account",
+    "AccountSpec",
+    "Broker",
+    "BrokerListener",
+    "Execution",
+    "OrderRejected",
+    "Position",
+    "SimOrder",
+]
+
+log = logging.getLogger(__name__)
+
+ACTIVE_STATES = frozenset({"PendingSubmit", "PreSubmitted", "Submitted"})
+DONE_STATES = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
+
+
+@dataclass(slots=True)
+class AccountSpec:
+    """How an account starts. ``stocks`` maps symbol -> shares (bought 10% below the start
+    price)."""
+
+    account_id: str = "U1234567"
+    cash: float = 100_000.0
+    stocks: dict[str, float] = field(default_factory=lambda: {"AAPL": 200.0})
+    options_level: int = 2
+
+
+@dataclass(slots=True)
+class Position:
+    instrument: Instrument
+    quantity: float = 0.0
+    avg_cost: float = 0.0  # IB convention: per unit, times the multiplier, commissions included
+    realized_pnl: float = 0.0
+
+
+@dataclass(slots=True)
+class Account:
+    account_id: str
+    cash: float
+    options_level: int
+    positions: dict[int, Position] = field(default_factory=dict)
+    realized_pnl: float = 0.0
+
+    @property
+    def is_paper(self) -> bool:
+        return self.account_id.startswith("D")
+
+
+@dataclass(slots=True)
+class Execution:
+    exec_id: str
+    order: SimOrder
+    instrument: Instrument | None  # None: the combo's own execution
+    contract: WireContract
+    side: str  # BOT / SLD
+    shares: float
+    price: float
+    time: dt.datetime
+    cum_qty: float
+    avg_price: float
+    commission: float
+    realized_pnl: float | None
+
+
+@dataclass(slots=True)
+class SimOrder:
+    order_id: int
+    client_id: int
+    perm_id: int
+    account: str
+    contract: WireContract
+    instrument: Instrument | None  # None for BAG
+    legs: list[tuple[OptionContract | Underlying, int, str]]  # (instrument, ratio, BUY/SELL)
+    action: str
+    quantity: float
+    order_type: str
+    lmt_price: float | None
+    aux_price: float | None
+    tif: str
+    outside_rth: bool
+    order_ref: str
+    transmit: bool
+    parent_id: int
+    oca_group: str
+    placed_at: dt.datetime
+    status: str = "PendingSubmit"
+    filled: float = 0.0
+    avg_fill_price: float = 0.0
+    last_fill_price: float = 0.0
+    triggered: bool = False
+    fill_plan: deque[float] = field(default_factory=deque)
+    not_before: dt.datetime | None = None
+    completed_time: str = ""
+    completed_status: str = ""
+    why_held: str = ""
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.quantity - self.filled)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATES
+
+    @property
+    def is_combo(self) -> bool:
+        return self.contract.sec_type == "BAG"
+
+    def view(self, *, what_if: bool = False) -> OpenOrderView:
+        return OpenOrderView(
+            order_id=self.order_id,
+            client_id=self.client_id,
+            perm_id=self.perm_id,
+            action=self.action,
+            total_quantity=self.quantity,
+            order_type=self.order_type,
+            lmt_price=self.lmt_price,
+            aux_price=self.aux_price,
+            tif=self.tif,
+            account=self.account,
+            order_ref=self.order_ref,
+            outside_rth=self.outside_rth,
+            oca_group=self.oca_group,
+            parent_id=self.parent_id,
+            what_if=what_if,
+            transmit=self.transmit,
+            filled_quantity=self.filled,
+            completed_time=self.completed_time,
+            completed_status=self.completed_status,
+        )
+
+
+class OrderRejected(Exception):
+    """An order (or what-if) refused with IB error ``code``."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code}: {text}")
+        self.code = code
+        self.text = text
+
+
+class BrokerListener(Protocol):
+    def order_changed(self, order: SimOrder) -> None: ...
+
+    def order_filled(self, order: SimOrder, executions: list[Execution]) -> None: ...
+
+    def order_error(self, order: SimOrder, code: int, text: str) -> None: ...
+
+
+def _opt_commission(contracts: float) -> float:
+    return round(max(1.0, 0.65 * contracts), 2)
+
+
+def _stock_commission(shares: float, value: float) -> float:
+    return round(min(max(1.0, 0.005 * shares), 0.01 * value if value > 0 else 1.0), 2)
+
+
+class Broker:
+    """Accounts and orders of the simulated world. Not thread-safe; used from one event loop."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        market: MarketModel,
+        clock: SimClock,
+        accounts: list[AccountSpec],
+        *,
+        fill_policy: str = "mid",
+    ) -> None:
+        if fill_policy not in ("mid", "touch"):
+            raise ValueError("fill_policy is 'mid' or 'touch'")
+        self.catalog = catalog
+        self.market = market
+        self.clock = clock
+        self.fill_policy = fill_policy
+        self.accounts: dict[str, Account] = {}
+        for spec in accounts:
+            acct = Account(spec.account_id, spec.cash, spec.options_level)
+            for symbol, shares in spec.stocks.items():
+                und = catalog.underlying(symbol)
+                if und is None:
+                    raise ValueError(f"unknown symbol {symbol!r} in account spec")
+                acct.positions[und.con_id] = Position(und, shares, round(und.price * 0.9, 4))
+            self.accounts[acct.account_id] = acct
+        self.orders: dict[tuple[int, int], SimOrder] = {}
+        self.executions: list[Execution] = []
+        self.listener: BrokerListener | None = None
+        self._next_perm_id = 1_800_000_001
+        self._exec_seq = 0
+        self._rejections: deque[tuple[int, str]] = deque()
+        self._fill_plans: deque[list[float]] = deque()
+        self._fill_delays: deque[float] = deque()
+        self.max_order_id = 0
+        self.persistent_rejection: tuple[int, str] | None = None
+        self.split_fills = 1
+        self.default_fill_delay = 0.0
+
+    # --- scripting hooks --------------------------------------------------------------------
+
+    def reject_next_order(self, code: int, text: str) -> None:
+        self._rejections.append((code, text))
+
+    def partial_fill_next_order(self, quantities: list[float]) -> None:
+        self._fill_plans.append(list(quantities))
+
+    def delay_next_fill(self, seconds: float) -> None:
+        self._fill_delays.append(seconds)
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    def account(self, account_id: str) -> Account:
+        if not account_id:
+            return next(iter(self.accounts.values()))
+        try:
+            return self.accounts[account_id]
+        except KeyError:
+            raise OrderRejected(
+                201, f"Order rejected - reason:Account {account_id} is not valid"
+            ) from None
+
+    def account_values(self, acct: Account) -> dict[str, float]:
+        """Cash, values and margins of ``acct`` at current marks."""
+        stock_value = option_value = gross = unrealized = 0.0
+        for pos in acct.positions.values():
+            if pos.quantity == 0:
+                continue
+            mark = self.market.mark(pos.instrument)
+            value = pos.quantity * mark * pos.instrument.multiplier
+            unrealized += value - pos.quantity * pos.avg_cost
+            gross += abs(value)
+            if isinstance(pos.instrument, Underlying):
+                stock_value += value
+            else:
+                option_value += value
+        init, maint = self._margin(acct, {})
+        net_liq = acct.cash + stock_value + option_value
+        available = net_liq - init
+        return {
+            "NetLiquidation": net_liq,
+            "TotalCashValue": acct.cash,
+            "SettledCash": acct.cash,
+            "StockMarketValue": stock_value,
+            "OptionMarketValue": option_value,
+            "GrossPositionValue": gross,
+            "EquityWithLoanValue": net_liq,
+            "InitMarginReq": init,
+            "MaintMarginReq": maint,
+            "AvailableFunds": available,
+            "ExcessLiquidity": net_liq - maint,
+            "BuyingPower": max(0.0, available) * 4.0,
+            "UnrealizedPnL": unrealized,
+            "RealizedPnL": acct.realized_pnl,
+            "Cushion": (net_liq - maint) / net_liq if net_liq else 0.0,
+        }
+
+    def _margin(
+        self, acct: Account, delta: dict[int, tuple[Instrument, float]]
+    ) -> tuple[float, float]:
+        """(initial, maintenance) margin of the account's positions plus ``delta`` (conId ->
+        (instrument, signed quantity change)). Reg T style: long stock 50%/25%, long options
+        paid in full, covered shorts nothing, spreads their width, naked shorts the usual
+        20%-of-underlying rule."""
+        quantities: dict[int, tuple[Instrument, float]] = {
+            cid: (p.instrument, p.quantity) for cid, p in acct.positions.items()
+        }
+        for cid, (inst, dq) in delta.items():
+            prev = quantities.get(cid, (inst, 0.0))[1]
+            quantities[cid] = (inst, prev + dq)
+        init = maint = 0.0
+        for inst, q in quantities.values():
+            if isinstance(inst, Underlying) and q:
+                value = abs(q) * self.market.mark(inst)
+                init += value * (0.5 if q > 0 else 1.5)
+                maint += value * (0.25 if q > 0 else 0.3)
+        for short, qty, cover in self._coverage(
+            {c: q for c, (_i, q) in quantities.items()}, quantities
+        ):
+            if cover == "stock" or cover == "debit":
+                continue
+            if cover.startswith("credit:"):
+                width = float(cover.split(":", 1)[1])
+                init += width * 100 * qty
+                maint += width * 100 * qty
+                continue
+            spot = self.market.spot(short.symbol)
+            otm = (
+                max(0.0, short.strike - spot)
+                if short.right == "C"
+                else max(0.0, spot - short.strike)
+            )
+            premium = self.market.mark(short)
+            req = (premium + max(0.2 * spot - otm, 0.1 * spot)) * 100 * qty
+            init += req
+            maint += req
+        return init, maint
+
+    def _coverage(
+        self, quantities: dict[int, float], instruments: dict[int, tuple[Instrument, float]]
+    ) -> list[tuple[OptionContract, float, str]]:
+        """Pair every short option with cover: 'stock', 'debit' (long option of the same type and
+        expiry with a better strike), 'credit:<width>' (long with a worse strike) or 'naked'."""
+        shares: dict[str, float] = {}
+        longs: list[list] = []
+        shorts: list[tuple[OptionContract, float]] = []
+        for cid, q in quantities.items():
+            inst = instruments[cid][0]
+            if isinstance(inst, Underlying):
+                if q > 0:
+                    shares[inst.symbol] = shares.get(inst.symbol, 0.0) + q
+            elif q > 0:
+                longs.append([inst, q])
+            elif q < 0:
+                shorts.append((inst, -q))
+        result = []
+        # Debit-spread cover first, then stock, then credit-spread cover.
+        for short, qty in sorted(shorts, key=lambda s: s[0].strike):
+            left = qty
+            for kind in ("debit", "stock", "credit"):
+                if left <= 0:
+                    break
+                if kind == "stock":
+                    if short.right != "C":
+                        continue
+                    covered = min(left, shares.get(short.symbol, 0.0) // 100)
+                    if covered > 0:
+                        shares[short.symbol] -= covered * 100
+                        result.append((short, covered, "stock"))
+                        left -= covered
+                    continue
+                for entry in longs:
+                    inst, avail = entry
+                    if avail <= 0 or inst.symbol != short.symbol or inst.right != short.right:
+                        continue
+                    if inst.expiry < short.expiry:
+                        continue
+                    better = (
+                        inst.strike <= short.strike
+                        if short.right == "C"
+                        else (inst.strike >= short.strike)
+                    )
+                    if (kind == "debit") != better:
+                        continue
+                    used = min(avail, left)
+                    entry[1] -= used
+                    left -= used
+                    label = "debit" if better else f"credit:{abs(inst.strike - short.strike)}"
+                    result.append((short, used, label))
+                    if left <= 0:
+                        break
+            if left > 0:
+                result.append((short, left, "naked"))
+        return result
+
+    def required_level(self, acct: Account, delta: dict[int, tuple[Instrument, float]]) -> int:
+        """The options permission level the account needs for the positions after ``delta``."""
+        option_changes = [
+            (inst, dq) for inst, dq in delta.values() if isinstance(inst, OptionContract)
+        ]
+        if not option_changes:
+            return 0
+        quantities: dict[int, tuple[Instrument, float]] = {
+            cid: (p.instrument, p.quantity) for cid, p in acct.positions.items()
+        }
+        before = {cid: q for cid, (_i, q) in quantities.items()}
+        for cid, (inst, dq) in delta.items():
+            quantities[cid] = (inst, quantities.get(cid, (inst, 0.0))[1] + dq)
+        after = {cid: q for cid, (_i, q) in quantities.items()}
+        # Closing trades (only reducing existing option positions) are allowed at any level.
+        opening = any(
+            abs(after.get(inst.con_id, 0.0)) > abs(before.get(inst.con_id, 0.0))
+            for inst, _dq in option_changes
+        )
+        if not opening:
+            return 0
+        level = 1
+        if any(
+            q > before.get(cid, 0.0) and q > 0
+            for cid, q in after.items()
+            if isinstance(quantities[cid][0], OptionContract)
+        ):
+            level = 2
+        for _short, _qty, cover in self._coverage(after, quantities):
+            if cover == "debit":
+                level = max(level, 2)
+            elif cover.startswith("credit:"):
+                level = max(level, 3)
+            elif cover == "naked":
+                level = max(level, 4)
+        return level
+
+    # --- orders -----------------------------------------------------------------------------
+
+    def _resolve(
+        self, req: PlaceOrderRequest
+    ) -> tuple[WireContract, Instrument | None, list[tuple[OptionContract | Underlying, int, str]]]:
+        today = self.clock.now().date()
+        wc = req.contract
+        if wc.sec_type == "BAG":
+            legs: list[tuple[OptionContract | Underlying, int, str]] = []
+            specs: list[ComboLegSpec] = []
+            for leg in wc.combo_legs:
+                inst = self.catalog.by_con_id(leg.con_id, today)
+                if inst is None or leg.action not in ("BUY", "SELL") or leg.ratio <= 0:
+                    raise OrderRejected(
+                        200, "No security definition has been found for the request"
+                    )
+                legs.append((inst, leg.ratio, leg.action))
+                specs.append(leg)
+            if not legs:
+                raise OrderRejected(200, "No security definition has been found for the request")
+            symbol = wc.symbol or legs[0][0].symbol
+            contract = WireContract(
+                con_id=28812380,  # IB's generic BAG conId
+                symbol=symbol,
+                sec_type="BAG",
+                exchange=wc.exchange or "SMART",
+                currency="USD",
+                combo_legs=tuple(specs),
+            )
+            return contract, None, legs
+        matches = self.catalog.match(wc, today)
+        if len(matches) != 1:
+            raise OrderRejected(200, "No security definition has been found for the request")
+        inst = matches[0]
+        return inst.wire(wc.exchange or "SMART"), inst, []
+
+    def _delta(
+        self, action: str, quantity: float, inst: Instrument | None, legs
+    ) -> dict[int, tuple[Instrument, float]]:
+        sign = 1.0 if action == "BUY" else -1.0
+        delta: dict[int, tuple[Instrument, float]] = {}
+        items = [(inst, 1, "BUY")] if inst is not None else legs
+        for leg_inst, ratio, leg_action in items:
+            leg_sign = 1.0 if leg_action == "BUY" else -1.0
+            prev = delta.get(leg_inst.con_id, (leg_inst, 0.0))[1]
+            delta[leg_inst.con_id] = (leg_inst, prev + sign * leg_sign * ratio * quantity)
+        return delta
+
+    def _validate(
+        self, req: PlaceOrderRequest
+    ) -> tuple[Account, WireContract, Instrument | None, list, dict[int, tuple[Instrument, float]]]:
+        if req.action not in ("BUY", "SELL"):
+            raise OrderRejected(201, f"Order rejected - reason:Invalid action {req.action!r}")
+        if req.total_quantity <= 0:
+            raise OrderRejected(434, "The order size cannot be zero.")
+        if req.order_type not in ("LMT", "MKT", "STP", "STP LMT"):
+            raise OrderRejected(
+                387, f"Unsupported order type for this exchange and security type: {req.order_type}"
+            )
+        if req.tif not in ("", "DAY", "GTC"):
+            raise OrderRejected(
+                201, f"Order rejected - reason:Time in force {req.tif} is not supported"
+            )
+        if req.order_type in ("LMT", "STP LMT") and req.lmt_price is None:
+            raise OrderRejected(201, "Order rejected - reason:Limit price is missing")
+        if req.order_type in ("STP", "STP LMT") and req.aux_price is None:
+            raise OrderRejected(201, "Order rejected - reason:Stop price is missing")
+        acct = self.account(req.account)
+        contract, inst, legs = self._resolve(req)
+        delta = self._delta(req.action, req.total_quantity, inst, legs)
+        needed = self.required_level(acct, delta)
+        if needed > acct.options_level:
+            raise OrderRejected(
+                201,
+                "Order rejected - reason:YOUR ACCOUNT IS NOT APPROVED FOR THIS OPTION STRATEGY. "
+                f"IT REQUIRES OPTIONS TRADING PERMISSION LEVEL {needed} "
+                f"(ACCOUNT LEVEL {acct.options_level}).",
+            )
+        return acct, contract, inst, legs, delta
+
+    def _estimate_commission(self, inst: Instrument | None, legs, quantity: float) -> float:
+        items = [(inst, 1, "")] if inst is not None else legs
+        total = 0.0
+        for leg_inst, ratio, _a in items:
+            n = ratio * quantity
+            if isinstance(leg_inst, Underlying):
+                total += _stock_commission(n, n * self.market.mark(leg_inst))
+            else:
+                total += _opt_commission(n)
+        return round(total, 2)
+
+    def _cost(self, delta: dict[int, tuple[Instrument, float]]) -> float:
+        """Cash spent (positive) or received at marks for the position changes."""
+        return sum(dq * self.market.mark(i) * i.multiplier for i, dq in delta.values())
+
+    def what_if(self, req: PlaceOrderRequest) -> OrderStateView:
+        """Margin and commission impact of an order without placing it; raises
+        :class:`OrderRejected` for what TWS would refuse (contract, permission)."""
+        self._check_scripted_rejection()
+        acct, _contract, inst, legs, delta = self._validate(req)
+        values = self.account_values(acct)
+        init_b, maint_b = self._margin(acct, {})
+        init_a, maint_a = self._margin(acct, delta)
+        commission = self._estimate_commission(inst, legs, req.total_quantity)
+        ewl_b = values["EquityWithLoanValue"]
+        ewl_a = ewl_b - commission
+        return OrderStateView(
+            status="PreSubmitted",
+            init_margin_before=round(init_b, 2),
+            maint_margin_before=round(maint_b, 2),
+            equity_with_loan_before=round(ewl_b, 2),
+            init_margin_change=round(init_a - init_b, 2),
+            maint_margin_change=round(maint_a - maint_b, 2),
+            equity_with_loan_change=round(ewl_a - ewl_b, 2),
+            init_margin_after=round(init_a, 2),
+            maint_margin_after=round(maint_a, 2),
+            equity_with_loan_after=round(ewl_a, 2),
+            commission=commission,
+            min_commission=commission,
+            max_commission=commission,
+            commission_currency="USD",
+        )
+
+    def _check_scripted_rejection(self) -> None:
+        if self._rejections:
+            code, text = self._rejections.popleft()
+            raise OrderRejected(code, text)
+
+    def place(self, req: PlaceOrderRequest, client_id: int) -> SimOrder:
+        """Accept a new order or modify a live one; raises :class:`OrderRejected`.
+
+        The listener hears every state change; call :meth:`step` to let working orders fill.
+        """
+        key = (client_id, req.order_id)
+        existing = self.orders.get(key)
+        if existing is not None:
+            return self._modify(existing, req)
+        if req.order_id <= 0:
+            raise OrderRejected(103, "Duplicate order id")
+        self._check_scripted_rejection()
+        if self.persistent_rejection is not None:
+            raise OrderRejected(*self.persistent_rejection)
+        acct, contract, inst, legs, delta = self._validate(req)
+        cost = self._cost(delta) + self._estimate_commission(inst, legs, req.total_quantity)
+        if cost > 0:
+            values = self.account_values(acct)
+            _init_after, _m = self._margin(acct, delta)
+            if cost > values["AvailableFunds"]:
+                raise OrderRejected(
+                    201,
+                    "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE "
+                    "DESIRED POSITION YOUR EQUITY WITH LOAN VALUE "
+                    f"[{values['EquityWithLoanValue']:.2f} USD] MUST EXCEED THE INITIAL MARGIN "
+                    f"[{cost + values['InitMarginReq']:.2f} USD]",
+                )
+        now = self.clock.now()
+        order = SimOrder(
+            order_id=req.order_id,
+            client_id=client_id,
+            perm_id=self._next_perm_id,
+            account=acct.account_id,
+            contract=contract,
+            instrument=inst,
+            legs=legs,
+            action=req.action,
+            quantity=req.total_quantity,
+            order_type=req.order_type,
+            lmt_price=req.lmt_price,
+            aux_price=req.aux_price,
+            tif=req.tif or "DAY",
+            outside_rth=req.outside_rth,
+            order_ref=req.order_ref,
+            transmit=req.transmit,
+            parent_id=req.parent_id,
+            oca_group=req.oca_group,
+            placed_at=now,
+        )
+        self._next_perm_id += 1
+        self.max_order_id = max(self.max_order_id, req.order_id)
+        if self._fill_plans:
+            order.fill_plan = deque(self._fill_plans.popleft())
+        elif self.split_fills > 1:
+            first = max(1.0, float(int(req.total_quantity / self.split_fills)))
+            order.fill_plan = deque([first] * (self.split_fills - 1))
+        delay = self._fill_delays.popleft() if self._fill_delays else self.default_fill_delay
+        if delay:
+            order.not_before = now + dt.timedelta(seconds=delay)
+        self.orders[key] = order
+        self._set_status(order, "PreSubmitted")
+        if order.transmit and self._can_trade(order):
+            self._set_status(order, "Submitted")
+        return order
+
+    def _modify(self, order: SimOrder, req: PlaceOrderRequest) -> SimOrder:
+        if not order.is_active:
+            raise OrderRejected(103, "Duplicate order id")
+        if req.total_quantity < order.filled:
+            raise OrderRejected(
+                201, "Order rejected - reason:Quantity is below the filled quantity"
+            )
+        order.quantity = req.total_quantity
+        order.lmt_price = req.lmt_price
+        order.aux_price = req.aux_price
+        order.tif = req.tif or order.tif
+        order.transmit = req.transmit
+        self._notify(order)
+        if order.status == "PreSubmitted" and order.transmit and self._can_trade(order):
+            self._set_status(order, "Submitted")
+        return order
+
+    def cancel(self, client_id: int, order_id: int) -> SimOrder:
+        """Cancel a working order; raises :class:`OrderRejected` with 10147 / 10148."""
+        order = self.orders.get((client_id, order_id))
+        if order is None:
+            raise OrderRejected(
+                10147, f"OrderId {order_id} that needs to be cancelled is not found."
+            )
+        if not order.is_active:
+            raise OrderRejected(
+                10148,
+                f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: "
+                f"{order.status}.",
+            )
+        self._finish(order, "Cancelled", "Cancelled by user")
+        if self.listener:
+            self.listener.order_error(order, 202, "Order Canceled - reason:")
+        return order
+
+    def cancel_all(self) -> list[SimOrder]:
+        cancelled = []
+        for order in list(self.orders.values()):
+            if order.is_active:
+                self._finish(order, "Cancelled", "Global cancel")
+                if self.listener:
+                    self.listener.order_error(order, 202, "Order Canceled - reason:")
+                cancelled.append(order)
+        return cancelled
+
+    def _finish(self, order: SimOrder, status: str, why: str) -> None:
+        order.completed_time = self.clock.now().strftime("%Y%m%d %H:%M:%S UTC")
+        order.completed_status = why
+        self._set_status(order, status)
+
+    def _set_status(self, order: SimOrder, status: str) -> None:
+        order.status = status
+        self._notify(order)
+
+    def _notify(self, order: SimOrder) -> None:
+        if self.listener:
+            self.listener.order_changed(order)
+
+    def _trading_instruments(self, order: SimOrder) -> list[Instrument]:
+        return (
+            [order.instrument] if order.instrument is not None else [i for i, _r, _a in order.legs]
+        )
+
+    def _can_trade(self, order: SimOrder) -> bool:
+        now = self.clock.now()
+        if is_regular_session(now):
+            return True
+        stock_only = all(isinstance(i, Underlying) for i in self._trading_instruments(order))
+        return stock_only and order.outside_rth and is_extended_session(now)
+
+    def step(self) -> None:
+        """Advance every working order once: release held orders at the open, trigger stops and
+        fill what is marketable (at most one scripted slice per order per step)."""
+        for order in list(self.orders.values()):
+            if not order.is_active or not order.transmit:
+                continue
+            if not self._can_trade(order):
+                if order.status == "Submitted":
+                    order.status = "PreSubmitted"
+                    self._notify(order)
+                continue
+            if order.status == "PreSubmitted":
+                self._set_status(order, "Submitted")
+            if order.not_before is not None and self.clock.now() < order.not_before:
+                continue
+            self._try_fill(order)
+
+    # --- matching ---------------------------------------------------------------------------
+
+    def _quote(self, inst: Instrument) -> tuple[float, float, float]:
+        """(bid, ask, last) of an instrument."""
+        if isinstance(inst, Underlying):
+            q = self.market.stock_quote(inst.symbol)
+            return q.bid, q.ask, q.last
+        oq = self.market.option_quote(inst)
+        return oq.bid, oq.ask, oq.last
+
+    def _fill_price(self, order: SimOrder) -> float | None:
+        if order.instrument is not None:
+            bid, ask, last = self._quote(order.instrument)
+        else:
+            bid = ask = mid_sum = 0.0
+            for inst, ratio, leg_action in order.legs:
+                b, a, _l = self._quote(inst)
+                if leg_action == "BUY":
+                    ask += ratio * a
+                    bid += ratio * b
+                else:
+                    ask -= ratio * b
+                    bid -= ratio * a
+                mid_sum += (1 if leg_action == "BUY" else -1) * ratio * (a + b) / 2
+            last = mid_sum
+            bid, ask = round(bid, 2), round(ask, 2)
+        buy = order.action == "BUY"
+        order_type = order.order_type
+        if order_type in ("STP", "STP LMT") and not order.triggered:
+            crossed = last >= order.aux_price if buy else last <= order.aux_price  # type: ignore[operator]
+            if not crossed:
+                return None
+            order.triggered = True
+        if order_type in ("MKT", "STP"):
+            if order.instrument is not None and not buy and bid <= 0:
+                return None
+            return ask if buy else bid
+        limit = order.lmt_price
+        assert limit is not None
+        if buy and limit >= ask:
+            return ask
+        if not buy and limit <= bid:
+            return bid
+        if self.fill_policy == "mid" and (bid > 0 or order.instrument is None):
+            mid = (bid + ask) / 2
+            if (buy and limit >= mid) or (not buy and limit <= mid):
+                return limit
+        return None
+
+    def _try_fill(self, order: SimOrder) -> None:
+        price = self._fill_price(order)
+        if price is None:
+            return
+        qty = order.remaining
+        if order.fill_plan:
+            qty = min(qty, order.fill_plan.popleft())
+        if qty <= 0:
+            return
+        self.fill(order, qty, round(price, 4))
+
+    def fill(self, order: SimOrder, quantity: float, price: float) -> list[Execution]:
+        """Execute ``quantity`` of ``order`` at ``price`` (net price for a combo): update the
+        account and positions, record executions and tell the listener."""
+        acct = self.accounts[order.account]
+        now = self.clock.now()
+        new_filled = order.filled + quantity
+        order.avg_fill_price = (order.avg_fill_price * order.filled + price * quantity) / new_filled
+        order.filled = new_filled
+        order.last_fill_price = price
+        executions: list[Execution] = []
+        buy = order.action == "BUY"
+        if order.instrument is not None:
+            executions.append(
+                self._execute_leg(
+                    acct, order, order.instrument, order.contract, buy, quantity, price, now
+                )
+            )
+        else:
+            leg_prices = self._leg_prices(order, price)
+            for (inst, ratio, leg_action), leg_price in zip(order.legs, leg_prices, strict=True):
+                leg_buy = (leg_action == "BUY") == buy
+                executions.append(
+                    self._execute_leg(
+                        acct,
+                        order,
+                        inst,
+                        inst.wire("SMART"),
+                        leg_buy,
+                        ratio * quantity,
+                        leg_price,
+                        now,
+                    )
+                )
+            self._exec_seq += 1
+            executions.append(
+                Execution(
+                    exec_id=self._exec_id(),
+                    order=order,
+                    instrument=None,
+                    contract=order.contract,
+                    side="BOT" if buy else "SLD",
+                    shares=quantity,
+                    price=price,
+                    time=now,
+                    cum_qty=order.filled,
+                    avg_price=round(order.avg_fill_price, 4),
+                    commission=0.0,
+                    realized_pnl=None,
+                )
+            )
+        self.executions.extend(executions)
+        if order.remaining <= 1e-9:
+            order.status = "Filled"
+            order.completed_time = now.strftime("%Y%m%d %H:%M:%S UTC")
+            order.completed_status = "Filled"
+        if self.listener:
+            self.listener.order_filled(order, executions)
+        return executions
+
+    def _leg_prices(self, order: SimOrder, net: float) -> list[float]:
+        """Split a combo's net price over its legs: leg mids, the difference on the first leg."""
+        buy = order.action == "BUY"
+        mids = []
+        for inst, _ratio, _a in order.legs:
+            b, a, _l = self._quote(inst)
+            mids.append(round((b + a) / 2, 2))
+        signed = [
+            (1 if (leg_action == "BUY") == buy else -1) * ratio
+            for _i, ratio, leg_action in order.legs
+        ]
+        combo_sign = 1 if buy else -1
+        implied = sum(s * m for s, m in zip(signed, mids, strict=True)) * combo_sign
+        diff = net - implied
+        first = signed[0] * combo_sign
+        mids[0] = round(max(0.0, mids[0] + diff / first), 4)
+        return mids
+
+    def _exec_id(self) -> str:
+        return f"0000e0d5.{self._exec_seq:08x}.01.01"
+
+    def _execute_leg(
+        self,
+        acct: Account,
+        order: SimOrder,
+        inst: Instrument,
+        contract: WireContract,
+        buy: bool,
+        quantity: float,
+        price: float,
+        now: dt.datetime,
+    ) -> Execution:
+        mult = inst.multiplier
+        if isinstance(inst, Underlying):
+            commission = _stock_commission(quantity, quantity * price)
+        else:
+            commission = _opt_commission(quantity)
+        pos = acct.positions.get(inst.con_id)
+        if pos is None:
+            pos = acct.positions[inst.con_id] = Position(inst)
+        signed = quantity if buy else -quantity
+        realized: float | None = None
+        if pos.quantity == 0 or (pos.quantity > 0) == buy:
+            # Opening or adding: average in, commission included (IB's avgCost convention).
+            total = (
+                abs(pos.quantity) * pos.avg_cost
+                + quantity * price * mult
+                + (commission if buy else -commission)
+            )
+            pos.quantity += signed
+            pos.avg_cost = total / abs(pos.quantity)
+        else:
+            closing = min(quantity, abs(pos.quantity))
+            direction = 1.0 if pos.quantity > 0 else -1.0
+            realized = (price * mult - pos.avg_cost) * closing * direction - commission
+            pos.realized_pnl += realized
+            acct.realized_pnl += realized
+            pos.quantity += signed
+            rest = quantity - closing
+            if abs(pos.quantity) < 1e-9:
+                pos.quantity = 0.0
+                pos.avg_cost = 0.0
+            elif rest > 0:
+                pos.avg_cost = price * mult
+        acct.cash += (-1 if buy else 1) * quantity * price * mult - commission
+        self._exec_seq += 1
+        cum = sum(e.shares for e in self.executions if e.order is order and e.instrument is inst)
+        return Execution(
+            exec_id=self._exec_id(),
+            order=order,
+            instrument=inst,
+            contract=contract,
+            side="BOT" if buy else "SLD",
+            shares=quantity,
+            price=price,
+            time=now,
+            cum_qty=cum + quantity,
+            avg_price=price,
+            commission=commission,
+            realized_pnl=realized,
+        )
+
+    def order_state(self, order: SimOrder) -> OrderStateView:
+        return OrderStateView(status=order.status, commission=UNSET_DOUBLE)

@@ -1,0 +1,88 @@
+"""Named scenarios: ready-made worlds selectable with ``SimTWS(scenario=...)`` or
+``sumppump sim --scenario NAME``. Each applies settings and fault switches to a fresh simulator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .clock import NEW_YORK
+
+if TYPE_CHECKING:
+    from .server import SimTWS
+
+__all__ = ["SCENARIOS", "apply_scenario", "scenario_names"]
+
+
+def _paper(sim: SimTWS) -> None:
+    broker = sim.broker
+    renamed = {}
+    for account_id, acct in broker.accounts.items():
+        new_id = account_id if account_id.startswith("D") else "D" + account_id
+        acct.account_id = new_id
+        renamed[new_id] = acct
+    broker.accounts = renamed
+
+
+def _after_hours(sim: SimTWS) -> None:
+    local = sim.clock.now().astimezone(NEW_YORK)
+    evening = dt.datetime.combine(local.date(), dt.time(18, 0), NEW_YORK)
+    sim.clock.set(evening)
+
+
+def _level(level: int) -> Callable[[SimTWS], None]:
+    def apply(sim: SimTWS) -> None:
+        for acct in sim.broker.accounts.values():
+            acct.options_level = level
+
+    return apply
+
+
+def _reject_orders(sim: SimTWS) -> None:
+    sim.broker.persistent_rejection = (
+        201,
+        "Order rejected - reason:Simulated rejection (scenario reject_orders)",
+    )
+
+
+def _partial_fills(sim: SimTWS) -> None:
+    sim.broker.split_fills = 2
+
+
+def _slow_fills(sim: SimTWS) -> None:
+    sim.broker.default_fill_delay = 30.0
+
+
+SCENARIOS: dict[str, tuple[str, Callable[[SimTWS], None]]] = {
+    "default": ("live-looking account U1234567, 200 AAPL, market open", lambda sim: None),
+    "paper": ("the same world with a paper account (DU...)", _paper),
+    "delayed_only": (
+        "no live market-data subscription: 354 for live, 10167 + delayed ticks for type 3",
+        lambda sim: sim.entitlement(live=False, delayed=True),
+    ),
+    "no_market_data": (
+        "neither live nor delayed data: 354 / 10168",
+        lambda sim: sim.entitlement(live=False, delayed=False),
+    ),
+    "after_hours": ("clock at 18:00 New York: orders rest until the next open", _after_hours),
+    "level1": ("options permission level 1 (covered calls only)", _level(1)),
+    "no_options": ("no options permission", _level(0)),
+    "reject_orders": ("every order is rejected with 201", _reject_orders),
+    "partial_fills": ("every order fills in two slices", _partial_fills),
+    "slow_fills": ("every order waits 30 simulated seconds before it can fill", _slow_fills),
+}
+
+
+def scenario_names() -> list[str]:
+    return sorted(SCENARIOS)
+
+
+def apply_scenario(sim: SimTWS, name: str) -> None:
+    """Apply scenario ``name``; raises KeyError for an unknown name."""
+    try:
+        _description, apply = SCENARIOS[name]
+    except KeyError:
+        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(scenario_names())}") from None
+    apply(sim)
