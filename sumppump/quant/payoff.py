@@ -42,7 +42,6 @@ __all__ = [
     "analyse_expiry",
     "expiry_pnl",
     "pnl_surface",
-    "probability_in_intervals",
 ]
 
 Right = Literal["C", "P", "STK"]
@@ -271,34 +270,3 @@ def pnl_surface(
         if leg.right == "STK":
             surface += leg.position * leg.multiplier * (s[np.newaxis, :] - leg.entry_price)
     return surface
-
-
-def probability_in_intervals(
-    intervals: Sequence[tuple[float, float]],
-    spot: float,
-    sigma: float,
-    years: float,
-    r: float = 0.0,
-    q: float = 0.0,
-) -> float:
-    """Risk-neutral lognormal probability that ``S_T`` ends inside one of ``intervals``.
-
-    ``S_T = spot · exp((r − q − σ²/2)T + σ√T Z)``. Intervals are ``(lo, hi)`` with ``hi`` possibly
-    ``inf``; they must not overlap. Returns a probability in [0, 1]. Raises ``ValueError`` when
-    ``spot``, ``sigma`` or ``years`` is not positive.
-    """
-    if not (spot > 0 and sigma > 0 and years > 0):
-        raise ValueError("probability_in_intervals needs positive spot, sigma and years")
-    vol = sigma * math.sqrt(years)
-    drift = (r - q - 0.5 * sigma * sigma) * years
-
-    def below(level: float) -> float:
-        if level <= 0:
-            return 0.0
-        if math.isinf(level):
-            return 1.0
-        z = (math.log(level / spot) - drift) / vol
-        return 0.5 * math.erfc(-z / math.sqrt(2.0))
-
-    total = sum(below(hi) - below(lo) for lo, hi in intervals)
-    return min(1.0, max(0.0, total))

@@ -32,8 +32,8 @@ from sumppump.quant.payoff import (
     analyse_expiry,
     expiry_pnl,
     pnl_surface,
-    probability_in_intervals,
 )
+from sumppump.quant.probability import probability_of_profit
 from sumppump.strategies.model import StrategyLeg, StrategyRefused
 
 __all__ = [
@@ -442,8 +442,8 @@ def analyse_order(
     t_pop = min(years) if years else (days_to_expiry / 365 if days_to_expiry else None)
     pop = None
     if underlying_price and sigma and t_pop and underlying_price > 0 and sigma > 0 and t_pop > 0:
-        pop = probability_in_intervals(
-            profile.profit_intervals, underlying_price, sigma, t_pop, r, q
+        pop = float(
+            probability_of_profit(underlying_price, profile.profit_intervals, t_pop, sigma, r, q)
         )
 
     greeks = None

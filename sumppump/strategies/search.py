@@ -31,7 +31,7 @@ import msgspec
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from sumppump.quant import bsm
+from sumppump.quant.probability import probability_above
 from sumppump.strategies.model import StrategyLeg, StrategyRefused
 
 __all__ = ["Candidate", "ChainSlice", "Outlook", "suggest"]
@@ -130,10 +130,7 @@ def _atm_iv(strikes: F64, call_iv: F64, put_iv: F64, spot: float) -> float | Non
 
 def _prob_above(level: F64, spot: float, sigma: float, years: float, r: float, q: float) -> F64:
     """Risk-neutral P(S_T > level); 1 where level <= 0."""
-    vol = sigma * math.sqrt(years)
-    safe = np.where(level > 0, level, 1.0)
-    d2 = (np.log(spot / safe) + (r - q - 0.5 * sigma * sigma) * years) / vol
-    return np.where(level > 0, bsm.norm_cdf(d2), 1.0)
+    return probability_above(spot, level, years, sigma, r, q)
 
 
 def suggest(

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sumppump.quant.payoff import PayoffLeg, analyse_expiry, expiry_pnl, probability_in_intervals
+from sumppump.quant.payoff import PayoffLeg, analyse_expiry, expiry_pnl
 
 
 def call(k: float, pos: float, price: float, mult: float = 100) -> PayoffLeg:
@@ -122,13 +122,3 @@ def test_expiry_pnl_keeps_the_shape_of_prices() -> None:
     out = expiry_pnl(legs, grid)
     assert out.shape == (2, 2)
     np.testing.assert_allclose(out, [[-200.0, 800.0], [-200.0, 0.0]])
-
-
-def test_probability_in_intervals_matches_the_lognormal_median() -> None:
-    # with r = q = 0 the median of S_T is S·e^{-σ²T/2}; half the mass lies above it
-    s, sigma, t = 100.0, 0.3, 0.5
-    median = s * math.exp(-0.5 * sigma * sigma * t)
-    assert probability_in_intervals([(median, math.inf)], s, sigma, t) == pytest.approx(0.5)
-    assert probability_in_intervals([(0.0, math.inf)], s, sigma, t) == pytest.approx(1.0)
-    with pytest.raises(ValueError):
-        probability_in_intervals([(0.0, 1.0)], s, 0.0, t)

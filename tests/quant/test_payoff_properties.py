@@ -8,6 +8,7 @@ expiry P&L (a separate code path from the rational arithmetic of ``analyse_expir
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -163,16 +164,16 @@ def test_breakevens_are_zeros_and_the_sign_alternates_between_them(
     # sign of each region between consecutive breakevens (and the two ends) is constant
     edges = [0.0, *bes, (bes[-1] if bes else max(candidate_points(payoff))) * 3 + 100.0]
     signs = []
-    for lo, hi in zip(edges, edges[1:], strict=False):
+    for lo, hi in itertools.pairwise(edges):
         inner = np.linspace(lo, hi, 23)[1:-1]
         pnl = expiry_pnl(payoff, inner)
         tol = 1e-9 * scale
         assert not (pnl.max() > tol and pnl.min() < -tol), (lo, hi, pnl)
         signs.append(1 if pnl.max() > tol else -1)
-    for left, right in zip(signs, signs[1:], strict=False):
+    for left, right in itertools.pairwise(signs):
         assert left != right  # every breakeven is a crossing
     # profit intervals are exactly the positive regions
-    for (lo, hi), sign in zip(zip(edges, edges[1:], strict=False), signs, strict=True):
+    for (lo, hi), sign in zip(itertools.pairwise(edges), signs, strict=True):
         mid = (lo + hi) / 2
         inside = any(a < mid < b for a, b in profile.profit_intervals)
         assert inside == (sign > 0)
