@@ -191,20 +191,17 @@ def analyse_expiry(legs: Sequence[PayoffLeg]) -> ExpiryProfile:
     elif slope > 0:
         pieces.append((last_x - last_f / slope, None))
 
-    merged: list[list[Fraction | None]] = []
+    merged: list[tuple[Fraction, Fraction | None]] = []
     for lo, hi in pieces:
         if merged and merged[-1][1] == lo:
-            merged[-1][1] = hi
+            merged[-1] = (merged[-1][0], hi)
         else:
-            merged.append([lo, hi])
-    intervals = tuple(
-        (float(lo), math.inf if hi is None else float(hi))  # type: ignore[arg-type]
-        for lo, hi in merged
-    )
+            merged.append((lo, hi))
+    intervals = tuple((float(lo), math.inf if hi is None else float(hi)) for lo, hi in merged)
     breakevens_exact: list[Fraction] = []
     for lo, hi in merged:
         if lo != 0:
-            breakevens_exact.append(lo)  # type: ignore[arg-type]
+            breakevens_exact.append(lo)
         if hi is not None:
             breakevens_exact.append(hi)
     return ExpiryProfile(

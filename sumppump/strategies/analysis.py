@@ -353,12 +353,12 @@ def analyse_order(
         )
 
     def net(prices: Sequence[float | None]) -> float | None:
-        if any(p is None for p in prices):
-            return None
-        return sum(
-            lp.leg.sign * lp.leg.ratio * p * lp.multiplier / multiplier  # type: ignore[operator]
-            for lp, p in zip(pricings, prices, strict=True)
-        )
+        total = 0.0
+        for lp, p in zip(pricings, prices, strict=True):
+            if p is None:
+                return None
+            total += lp.leg.sign * lp.leg.ratio * p * lp.multiplier / multiplier
+        return total
 
     net_mid = net([lp.mid for lp in pricings])
     net_natural = net([lp.natural for lp in pricings])

@@ -267,16 +267,16 @@ def suggest(
 
     out: list[Candidate] = []
     for c in best:
-        kind = int(cand["kind"][c])
+        kind_c = int(cand["kind"][c])
         a, b = int(cand["a"][c]), int(cand["b"][c])
-        legs = _legs(kind, strikes[a], strikes[b], chain.expiry)
+        legs = _legs(kind_c, float(strikes[a]), float(strikes[b]), chain.expiry)
         gain = float(cand["gain"][c]) * m
         bounded = math.isfinite(gain)
         bes = tuple(float(v) for v in (cand["be_lo"][c], cand["be_hi"][c]) if math.isfinite(v))
         natural = float(cand["natural"][c])
         out.append(
             Candidate(
-                strategy=_KIND_NAMES[kind],
+                strategy=_KIND_NAMES[kind_c],
                 legs=legs,
                 strikes=tuple(sorted({leg.strike for leg in legs if leg.strike is not None})),
                 debit=float(cand["debit"][c]),
