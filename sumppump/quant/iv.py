@@ -82,35 +82,43 @@ class IVResult(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 
 
-def _lnb_ratios(x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ln b(x, s), b'/b and b''/b' (derivatives in s) for x <= 0, s > 0.
+def _objective(
+    x: np.ndarray, s: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For x <= 0, s > 0: (f, d, c) with f = ln b(x, s) on the lower branch and ln(b_max − b) on
+    the upper branch, d = |f'| and c = b''/b' (derivatives in s).
 
-    b = e^{−(h²+t²)/2}·E with h = x/s, t = s/2 and E = (erfcx(−(h+t)/√2) − erfcx((t−h)/√2))/2:
-    no underflow for deep OTM, and b' = e^{−(h²+t²)/2}/√(2π) makes b'/b = 1/(√(2π)·E).
+    With h = x/s, t = s/2 and k = e^{−(h²+t²)/2}: b = k·(erfcx(−(h+t)/√2) − erfcx((t−h)/√2))/2
+    and b_max − b = k·(erfcx((h+t)/√2) + erfcx((t−h)/√2))/2, both free of cancellation and of
+    underflow; since b' = k/√(2π), |f'| = 1/(√(2π)·E) with E the bracketed half-sum.
     """
     h = x / s
     t = 0.5 * s
     n = x.size
-    both = erfcx(np.concatenate((-(h + t), t - h)) * _INV_SQRT2)
-    e = 0.5 * (both[:n] - both[n:])
-    lnb = np.log(e) - 0.5 * (h * h + t * t)
-    r1 = 1.0 / (_SQRT2PI * e)
-    curv = x * x / (s * s * s) - 0.25 * s  # b''/b'
-    return lnb, r1, curv
+    sign = np.where(upper, 1.0, -1.0)
+    both = erfcx(np.concatenate((sign * (h + t), t - h)) * _INV_SQRT2)
+    e = 0.5 * (both[:n] + sign * both[n:])
+    f = np.log(e) - 0.5 * (h * h + t * t)
+    d = 1.0 / (_SQRT2PI * e)
+    curv = x * x / (s * s * s) - 0.25 * s
+    return f, d, curv
 
 
-def _lnb_ratios_scalar(x: float, s: float) -> tuple[float, float, float]:
+def _objective_scalar(x: float, s: float, upper: bool) -> tuple[float, float, float]:
     h = x / s
     t = 0.5 * s
-    e = 0.5 * (_erfcx_scalar(-(h + t) * _INV_SQRT2) - _erfcx_scalar((t - h) * _INV_SQRT2))
-    if not e > 0.0:  # e = +inf for absurdly large s: treat as "root is below"
-        return (math.inf if e == math.inf else -math.inf), 0.0, 0.0
-    lnb = math.log(e) - 0.5 * (h * h + t * t)
-    return lnb, 1.0 / (_SQRT2PI * e), x * x / (s * s * s) - 0.25 * s
+    sign = 1.0 if upper else -1.0
+    e = 0.5 * (
+        _erfcx_scalar(sign * (h + t) * _INV_SQRT2) + sign * _erfcx_scalar((t - h) * _INV_SQRT2)
+    )
+    if not 0.0 < e < math.inf:  # only for absurd s; the bracket logic copes with ±inf
+        return (math.inf if e == math.inf else -math.inf), math.nan, math.nan
+    f = math.log(e) - 0.5 * (h * h + t * t)
+    return f, 1.0 / (_SQRT2PI * e), x * x / (s * s * s) - 0.25 * s
 
 
 def _start(x: np.ndarray, lnbeta: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Initial point and bracket [lo, hi] for the root in s."""
+    """Branch (True = upper), initial point and bracket [lo, hi] for the root in s."""
     lo1 = _SQRT2PI * np.exp(lnbeta)  # b(x, s) <= b(0, s) <= s/√(2π)
     ln2beta = _LN2 + lnbeta
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -119,44 +127,52 @@ def _start(x: np.ndarray, lnbeta: np.ndarray) -> tuple[np.ndarray, ...]:
     lnb_c = np.full_like(x, -np.inf)
     pos = s_c > 0.0
     if pos.any():
-        lnb_c[pos] = _lnb_ratios(x[pos], s_c[pos])[0]
+        lnb_c[pos] = _objective(x[pos], s_c[pos], np.zeros(int(pos.sum()), dtype=bool))[0]
+    upper = lnbeta > np.maximum(lnb_c, 0.5 * x - _LN2)  # above b_c and above b_max / 2
     below_c = lnbeta < lnb_c
-    s0 = np.where(below_c, np.maximum(lo1, lo2), np.maximum(s_c, lo1))
-    lo = np.where(below_c, np.maximum(lo1, lo2), s_c)
-    lo = np.minimum(lo, s0)
+    lo = np.where(below_c, np.maximum(lo1, lo2), np.maximum(s_c, lo1))
     hi = np.where(below_c, s_c, np.inf)
-    return s0, lo, hi
+    return upper, lo.copy(), lo, hi
 
 
-def _solve(x: np.ndarray, lnbeta: np.ndarray, max_iterations: int) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised root of ln b(x, s) = ln β; returns (s, converged)."""
-    s, lo, hi = _start(x, lnbeta)
+def _solve(
+    x: np.ndarray, lnbeta: np.ndarray, lngap: np.ndarray, max_iterations: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised root in s of b(x, s) = β; returns (s, converged).
+
+    ``lngap`` is ln(b_max − β), computed by the caller from the price's distance to its upper
+    bound (no cancellation); it is the target on the upper branch.
+    """
+    upper, s, lo, hi = _start(x, lnbeta)
+    target = np.where(upper, lngap, lnbeta)
+    sign = np.where(upper, -1.0, 1.0)  # f increases in s on the lower branch, decreases above
     out = np.full_like(s, np.nan)
     converged = np.zeros(s.shape, dtype=bool)
     act = np.arange(s.size)
     for _ in range(max_iterations):
         if act.size == 0:
             break
-        xs, ss, lb = x[act], s[act], lnbeta[act]
-        lnb, r1, curv = _lnb_ratios(xs, ss)
-        g = lnb - lb
-        lo_a = np.where(g < 0.0, ss, lo[act])
-        hi_a = np.where(g > 0.0, ss, hi[act])
-        newton = g / r1
-        # Halley: s − (g/g')/(1 − ½(g/g')(g''/g')), g'' / g' = b''/b' − b'/b
-        denom = 1.0 - 0.5 * newton * (curv - r1)
+        xs, ss, sg = x[act], s[act], sign[act]
+        f, d, curv = _objective(xs, ss, upper[act])
+        g = f - target[act]
+        left = sg * g  # < 0: the root is to the right of ss
+        lo_a = np.where(left < 0.0, ss, lo[act])
+        hi_a = np.where(left > 0.0, ss, hi[act])
+        newton = sg * g / d  # g / g'
+        # Halley: s − (g/g')/(1 − ½(g/g')(g''/g')), with g''/g' = b''/b' − sign·|f'|
+        denom = 1.0 - 0.5 * newton * (curv - sg * d)
         step = np.where((denom > 0.5) & (denom < 2.0), newton / denom, newton)
         s_new = ss - step
         outside = ~((s_new > lo_a) & (s_new < hi_a))
         if outside.any():
-            s_newton = ss - newton
-            s_new = np.where(outside, s_newton, s_new)
+            s_new = np.where(outside, ss - newton, s_new)
             outside = ~((s_new > lo_a) & (s_new < hi_a))
             fallback = np.where(np.isfinite(hi_a), 0.5 * (lo_a + hi_a), 2.0 * ss)
             s_new = np.where(outside, fallback, s_new)
-        done = (np.abs(s_new - ss) <= _STEP_RTOL * s_new) | (g == 0.0)
+        exact = g == 0.0
+        s_new = np.where(exact, ss, s_new)
+        done = exact | (np.abs(s_new - ss) <= _STEP_RTOL * s_new)
         done |= (hi_a - lo_a) <= 4.0 * _EPS * lo_a
-        s_new = np.where(g == 0.0, ss, s_new)
         s[act] = s_new
         lo[act] = lo_a
         hi[act] = hi_a
@@ -167,36 +183,35 @@ def _solve(x: np.ndarray, lnbeta: np.ndarray, max_iterations: int) -> tuple[np.n
     return out, converged
 
 
-def _solve_scalar(x: float, lnbeta: float, max_iterations: int) -> float:
+def _solve_scalar(x: float, lnbeta: float, lngap: float, max_iterations: int) -> float:
     """Pure-math twin of :func:`_solve` for one element; NaN if not converged."""
     lo1 = _SQRT2PI * math.exp(lnbeta)
     lo2 = -x / math.sqrt(-2.0 * (_LN2 + lnbeta)) if _LN2 + lnbeta < 0.0 else 0.0
     s_c = math.sqrt(-2.0 * x)
-    lnb_c = _lnb_ratios_scalar(x, s_c)[0] if s_c > 0.0 else -math.inf
+    lnb_c = _objective_scalar(x, s_c, False)[0] if s_c > 0.0 else -math.inf
+    upper = lnbeta > max(lnb_c, 0.5 * x - _LN2)
+    target, sign = (lngap, -1.0) if upper else (lnbeta, 1.0)
     if lnbeta < lnb_c:
         s = lo = max(lo1, lo2)
         hi = s_c
     else:
-        s = max(s_c, lo1)
-        lo, hi = s_c, math.inf
+        s = lo = max(s_c, lo1)
+        hi = math.inf
     for _ in range(max_iterations):
-        lnb, r1, curv = _lnb_ratios_scalar(x, s)
-        g = lnb - lnbeta
+        f, d, curv = _objective_scalar(x, s, upper)
+        g = f - target
         if g == 0.0:
             return s
-        if g < 0.0:
+        if sign * g < 0.0:
             lo = s
         else:
             hi = s
-        if r1 > 0.0:
-            newton = g / r1
-            denom = 1.0 - 0.5 * newton * (curv - r1)
-            s_new = s - (newton / denom if 0.5 < denom < 2.0 else newton)
-            if not lo < s_new < hi:
-                s_new = s - newton
-        else:
-            s_new = math.nan
+        newton = sign * g / d
+        denom = 1.0 - 0.5 * newton * (curv - sign * d)
+        s_new = s - (newton / denom if 0.5 < denom < 2.0 else newton)
         if not lo < s_new < hi:
+            s_new = s - newton
+        if not lo < s_new < hi:  # also catches NaN
             s_new = 0.5 * (lo + hi) if hi < math.inf else 2.0 * s
         if abs(s_new - s) <= _STEP_RTOL * s_new or hi - lo <= 4.0 * _EPS * lo:
             return s_new
@@ -206,8 +221,8 @@ def _solve_scalar(x: float, lnbeta: float, max_iterations: int) -> float:
 
 def _classify_scalar(
     price: float, S: float, K: float, T: float, r: float, q: float, is_call: bool
-) -> tuple[IVStatus, float, float]:
-    """Status of one element and, when it is to be solved, its (x, ln β)."""
+) -> tuple[IVStatus, float, float, float]:
+    """Status of one element and, when it is to be solved, its (x, ln β, ln(b_max − β))."""
     if not (
         math.isfinite(price)
         and math.isfinite(r)
@@ -217,22 +232,23 @@ def _classify_scalar(
         and 0.0 < K < math.inf
         and T >= 0.0
     ):
-        return IVStatus.INVALID_INPUT, 0.0, 0.0
+        return IVStatus.INVALID_INPUT, 0.0, 0.0, 0.0
     F = S * math.exp((r - q) * T)
     p = price / math.exp(-r * T)
     intrinsic = max(F - K, 0.0) if is_call else max(K - F, 0.0)
-    if p < intrinsic:
-        return IVStatus.BELOW_INTRINSIC, 0.0, 0.0
     tv = p - intrinsic
-    if p >= (F if is_call else K) or (T == 0.0 and tv > 0.0):
-        return IVStatus.ABOVE_UPPER_BOUND, 0.0, 0.0
-    if tv <= _NO_TIME_VALUE_ULPS * _EPS * p or tv < _TINY:
-        return IVStatus.NO_TIME_VALUE, 0.0, 0.0
+    rounding = _NO_TIME_VALUE_ULPS * _EPS * max(p, intrinsic)
+    if p < 0.0 or tv < -rounding:
+        return IVStatus.BELOW_INTRINSIC, 0.0, 0.0, 0.0
+    bound = F if is_call else K
+    if p >= bound or (T == 0.0 and tv > rounding):
+        return IVStatus.ABOVE_UPPER_BOUND, 0.0, 0.0, 0.0
+    if tv <= rounding or tv < _TINY:
+        return IVStatus.NO_TIME_VALUE, 0.0, 0.0, 0.0
     x = -abs(math.log(F / K))
-    lnbeta = math.log(tv) - 0.5 * (math.log(F) + math.log(K))
-    if lnbeta >= 0.5 * x:
-        return IVStatus.ABOVE_UPPER_BOUND, 0.0, 0.0
-    return IVStatus.SOLVED, x, lnbeta
+    half_ln_fk = 0.5 * (math.log(F) + math.log(K))
+    lnbeta = math.log(tv) - half_ln_fk
+    return IVStatus.SOLVED, x, lnbeta, math.log(bound - p) - half_ln_fk
 
 
 def _implied_vol_scalar(
@@ -245,10 +261,10 @@ def _implied_vol_scalar(
     is_call: bool,
     max_iterations: int,
 ) -> tuple[float, IVStatus]:
-    status, x, lnbeta = _classify_scalar(price, S, K, T, r, q, is_call)
+    status, x, lnbeta, lngap = _classify_scalar(price, S, K, T, r, q, is_call)
     if status is not IVStatus.SOLVED:
         return math.nan, status
-    s = _solve_scalar(x, lnbeta, max_iterations)
+    s = _solve_scalar(x, lnbeta, lngap, max_iterations)
     if math.isnan(s):
         return math.nan, IVStatus.NOT_CONVERGED
     return s / math.sqrt(T), IVStatus.SOLVED
@@ -327,21 +343,25 @@ def implied_vol(
         p = p_ / np.exp(-r_ * T_)
         intrinsic = np.maximum(np.where(call, F - K_, K_ - F), 0.0)
         tv = p - intrinsic
-        # ln β = ln(time value / √(FK)), in logs so that prices down to 1e-308 keep full precision
-        lnbeta = np.log(tv) - 0.5 * (np.log(F) + np.log(K_))
+        # a time value within a few ulps of the price is rounding, not information about σ
+        rounding = _NO_TIME_VALUE_ULPS * _EPS * np.maximum(p, intrinsic)
+        bound = np.where(call, F, K_)
+        half_ln_fk = 0.5 * (np.log(F) + np.log(K_))
+        # ln β = ln(time value / √(FK)) in logs, so prices down to 1e-308 keep full precision
+        lnbeta = np.log(tv) - half_ln_fk
         x = -np.abs(np.log(F / K_))
-        below = valid & (p < intrinsic)
+        below = valid & ((p < 0.0) | (tv < -rounding))
         above = valid & ~below
-        above &= (p >= np.where(call, F, K_)) | ((T_ == 0.0) & (tv > 0.0)) | (lnbeta >= 0.5 * x)
-        no_tv = valid & ~below & ~above
-        no_tv &= (tv <= _NO_TIME_VALUE_ULPS * _EPS * p) | (tv < _TINY)
+        above &= (p >= bound) | ((T_ == 0.0) & (tv > rounding))
+        no_tv = valid & ~below & ~above & ((tv <= rounding) | (tv < _TINY))
         todo = valid & ~below & ~above & ~no_tv
         status[below] = IVStatus.BELOW_INTRINSIC
         status[above] = IVStatus.ABOVE_UPPER_BOUND
         status[no_tv] = IVStatus.NO_TIME_VALUE
         (idx,) = np.nonzero(todo)
         if idx.size:
-            s, ok = _solve(x[idx], lnbeta[idx], max_iterations)
+            lngap = np.log(bound[idx] - p[idx]) - half_ln_fk[idx]  # ln(b_max − β)
+            s, ok = _solve(x[idx], lnbeta[idx], lngap, max_iterations)
             sigma[idx] = np.where(ok, s / np.sqrt(T_[idx]), np.nan)
             status[idx] = np.where(ok, IVStatus.SOLVED, IVStatus.NOT_CONVERGED)
     return IVResult(sigma.reshape(shape), status.reshape(shape))

@@ -45,7 +45,8 @@ def _prob_above(
 
 def _drift(r: ArrayLike, q: ArrayLike, drift: ArrayLike | None) -> np.ndarray:
     if drift is None:
-        return np.asarray(r, dtype=float) - np.asarray(q, dtype=float)
+        mu: np.ndarray = np.asarray(r, dtype=float) - np.asarray(q, dtype=float)
+        return mu
     return np.asarray(drift, dtype=float)
 
 
