@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from sumppump.strategies.catalog import LEVEL2, lookup
-from sumppump.strategies.coverage import CoverageVerdict, check_coverage
+from sumppump.strategies.coverage import CoverageVerdict, check_coverage, require_covered
 from sumppump.strategies.model import StrategyLeg, StrategyRefused
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "BuiltStrategy",
     "build_strategy",
     "normalise_expiry",
+    "require_level2",
     "validate_legs",
 ]
 
@@ -37,8 +38,9 @@ class BuiltStrategy(msgspec.Struct, frozen=True, kw_only=True):
     buy-write or buys shares to protect); ``held_shares_included`` the shares already held that the
     structure is built on (covered call, protective put or collar on held shares): pass it to
     :func:`sumppump.strategies.analysis.analyse_order` so the risk covers the whole position.
-    ``coverage`` is the Level-2 verdict without the debit rule (``coverage.held_shares_used`` shares
-    held become committed to its short calls).
+    ``free_shares`` the held shares that were free to cover calls. ``coverage`` is the Level-2
+    verdict without the debit rule (``coverage.held_shares_used`` shares held become committed to
+    its short calls); :func:`require_level2` applies the whole rule once the price is known.
     """
 
     symbol: str
@@ -48,6 +50,7 @@ class BuiltStrategy(msgspec.Struct, frozen=True, kw_only=True):
     multiplier: int
     shares_bought: int
     held_shares_included: int
+    free_shares: int
     coverage: CoverageVerdict
     notes: tuple[str, ...] = ()
 
@@ -202,9 +205,14 @@ def build_strategy(
     held_included = 0
 
     if name == "custom":
-        if strikes:
-            raise _invalid("custom takes legs, not strikes", "put each strike in its leg")
         built = validate_legs(legs or [], normalise_expiry(expiry) if expiry else None)
+        # the tool contract always has a strikes list; for custom it may only repeat the legs'
+        given = {_strike(s, "strike") for s in strikes or []}
+        if given and given != {leg.strike for leg in built if leg.strike is not None}:
+            raise _invalid(
+                "custom takes its strikes from the legs; the strikes given differ",
+                "leave strikes empty for custom, or list exactly the legs' strikes",
+            )
     else:
         if legs:
             raise _invalid(f"{name} takes strikes, not legs", "legs are only for custom")
@@ -281,6 +289,22 @@ def build_strategy(
         multiplier=multiplier,
         shares_bought=sum(leg.ratio for leg in built if leg.right == "STK") * qty,
         held_shares_included=held_included,
+        free_shares=free_shares,
         coverage=verdict,
         notes=tuple(notes),
+    )
+
+
+def require_level2(built: BuiltStrategy, net_price: float) -> CoverageVerdict:
+    """The whole Level-2 rule for ``built`` at ``net_price`` (signed net per unit, positive debit),
+    e.g. ``StrategyAnalysis.limit_price``: coverage as built plus the net-debit requirement.
+
+    Raises :class:`StrategyRefused` (``NOT_PERMITTED_LEVEL2``) when refused.
+    """
+    return require_covered(
+        built.legs,
+        built.quantity,
+        multiplier=built.multiplier,
+        free_shares=built.free_shares,
+        net_price=net_price,
     )

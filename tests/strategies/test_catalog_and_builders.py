@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sumppump.strategies.builders import build_strategy, normalise_expiry
+from sumppump.strategies.builders import build_strategy, normalise_expiry, require_level2
 from sumppump.strategies.catalog import LEVEL2, LEVEL3_PLUS, lookup
 from sumppump.strategies.model import StrategyLeg, StrategyRefused
 
@@ -268,3 +268,39 @@ def test_refusal_struct_matches_the_tool_error_shape() -> None:
         err.value.message,
         err.value.hint,
     )
+
+
+def test_custom_accepts_strikes_that_repeat_its_legs_and_refuses_others() -> None:
+    legs = [
+        {"action": "BUY", "right": "C", "strike": 100},
+        {"action": "SELL", "right": "C", "strike": 105},
+    ]
+    assert len(build("custom", [105, 100], legs=legs)) == 2
+    with pytest.raises(StrategyRefused) as err:
+        build("custom", [100, 110], legs=legs)
+    assert err.value.code == "INVALID_ARGUMENT"
+
+
+def test_require_level2_adds_the_net_debit_rule_to_the_built_coverage() -> None:
+    spread = build_strategy(
+        symbol="XYZ",
+        strategy="bull_call_spread",
+        expiry=EXPIRY,
+        strikes=[100, 105],
+        quantity=2,
+        multiplier=100,
+    )
+    assert require_level2(spread, 1.25).debit_rule == "met"
+    with pytest.raises(StrategyRefused) as err:
+        require_level2(spread, -0.05)
+    assert err.value.code == "NOT_PERMITTED_LEVEL2"
+    covered = build_strategy(
+        symbol="XYZ",
+        strategy="covered_call",
+        expiry=EXPIRY,
+        strikes=[105],
+        multiplier=100,
+        shares_held=100,
+    )
+    verdict = require_level2(covered, -0.85)  # a covered call is opened for a credit
+    assert verdict.allowed and verdict.held_shares_used == 100
