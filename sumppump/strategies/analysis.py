@@ -127,7 +127,8 @@ class StrategyAnalysis(msgspec.Struct, frozen=True, kw_only=True):
 
     ``limit_price`` is the signed net per unit the order would be placed at (positive debit);
     ``net_debit_total = limit_price · quantity · multiplier`` (negative: a credit received).
-    ``max_loss``/``max_gain`` are ``None`` when unbounded; ``reward_risk = max_gain / max_loss``
+    ``max_loss``/``max_gain`` are ``None`` when unbounded, and so is the ``hi`` of the last profit
+    interval (JSON has no infinity); ``reward_risk = max_gain / max_loss``
     (``None`` when the gain is unbounded or nothing can be lost). ``max_loss_with_commission`` adds
     the opening commission. ``probability_of_profit`` is risk-neutral lognormal at expiry with
     ``pop_sigma`` (``None`` without a spot or a volatility). ``held_shares_included`` shares held
@@ -148,7 +149,7 @@ class StrategyAnalysis(msgspec.Struct, frozen=True, kw_only=True):
     max_loss: float | None
     max_gain: float | None
     breakevens: tuple[float, ...]
-    profit_intervals: tuple[tuple[float, float], ...]
+    profit_intervals: tuple[tuple[float, float | None], ...]
     reward_risk: float | None
     commission: CommissionEstimate
     max_loss_with_commission: float | None
@@ -491,7 +492,9 @@ def analyse_order(
         max_loss=profile.max_loss,
         max_gain=profile.max_gain,
         breakevens=profile.breakevens,
-        profit_intervals=profile.profit_intervals,
+        profit_intervals=tuple(
+            (lo, None if math.isinf(hi) else hi) for lo, hi in profile.profit_intervals
+        ),
         reward_risk=reward_risk,
         commission=commission,
         max_loss_with_commission=max_loss_c,

@@ -71,7 +71,8 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     ``debit`` is the mid net per unit and ``natural_debit`` the net at the natural price;
     ``max_gain``/``reward_risk`` are ``None`` when unbounded; ``breakevens`` sorted;
     ``probability_of_profit`` risk-neutral at expiry; ``expected_pnl`` the outlook-weighted
-    expected P&L behind ``score = expected_pnl / max_loss``.
+    expected P&L behind ``score = expected_pnl / max_loss`` (``None`` without a scenario: no
+    target and no volatility).
     """
 
     strategy: str
@@ -86,7 +87,7 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     probability_of_profit: float | None
     pnl_at_target: float | None
     expected_pnl: float | None
-    score: float
+    score: float | None
 
 
 _KIND_NAMES = (
@@ -288,7 +289,7 @@ def suggest(
                 probability_of_profit=float(pop[c]) if math.isfinite(pop[c]) else None,
                 pnl_at_target=None if pnl_target is None else float(pnl_target[c]),
                 expected_pnl=float(ev[c]) if math.isfinite(ev[c]) else None,
-                score=float(score[c]) if math.isfinite(score[c]) else float("nan"),
+                score=float(score[c]) if math.isfinite(score[c]) else None,
             )
         )
     return tuple(out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
 import pytest
 
 from sumppump.strategies.analysis import LegQuote, QuotedLeg, StrategyAnalysis, analyse_order
@@ -178,7 +179,7 @@ def test_long_straddle_has_two_breakevens(q: int) -> None:
     assert a.max_loss == money(debit * 100 * q)
     assert a.max_gain is None
     assert a.breakevens == money((100 - debit, 100 + debit))
-    assert a.profit_intervals[0][0] == 0.0 and a.profit_intervals[1][1] == float("inf")
+    assert a.profit_intervals[0][0] == 0.0 and a.profit_intervals[1][1] is None  # unbounded
 
 
 @pytest.mark.parametrize("q", [1, 3])
@@ -187,3 +188,8 @@ def test_long_strangle(q: int) -> None:
     debit = 1.45 + 0.85
     assert a.max_loss == money(debit * 100 * q)
     assert a.breakevens == money((95 - debit, 105 + debit))
+
+
+def test_analysis_survives_a_json_round_trip() -> None:
+    a = analyse("long_straddle", [100], 3)
+    assert msgspec.json.decode(msgspec.json.encode(a), type=StrategyAnalysis) == a

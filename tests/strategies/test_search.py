@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -154,9 +155,9 @@ def test_without_volatility_or_target_there_is_no_score_but_still_candidates() -
     nan = np.full(40, np.nan)
     found = suggest(chain(call_iv=nan, put_iv=nan), "bullish", limit=5)
     assert len(found) == 5
-    assert all(c.probability_of_profit is None and math.isnan(c.score) for c in found)
+    assert all(c.probability_of_profit is None and c.score is None for c in found)
     scored = suggest(chain(call_iv=nan, put_iv=nan), "bullish", target_price=110.0, limit=5)
-    assert all(math.isfinite(c.score) for c in scored)
+    assert all(c.score is not None and math.isfinite(c.score) for c in scored)
 
 
 @pytest.mark.parametrize(
@@ -175,3 +176,8 @@ def test_bad_arguments_are_refused(kwargs: dict[str, float], outlook: str) -> No
 def test_misaligned_arrays_are_refused() -> None:
     with pytest.raises(StrategyRefused):
         suggest(chain(call_bid=np.ones(3)), "bullish")
+
+
+def test_candidates_survive_a_json_round_trip() -> None:
+    found = suggest(chain(), "volatile", limit=3)
+    assert msgspec.json.decode(msgspec.json.encode(found), type=tuple[Candidate, ...]) == found
