@@ -257,8 +257,9 @@ def test_scalar_small_array_and_large_array_paths_agree() -> None:
     small = implied_vol(price[:3], 100.0, K[:3], T[:3], 0.03, 0.01, is_call=call[:3])
     np.testing.assert_allclose(small.sigma, big.sigma[:3], rtol=1e-12)
     for i in range(n):
-        one = implied_vol(float(price[i]), 100.0, float(K[i]), float(T[i]), 0.03, 0.01,
-                          is_call=bool(call[i]))  # fmt: skip
+        one = implied_vol(
+            float(price[i]), 100.0, float(K[i]), float(T[i]), 0.03, 0.01, is_call=bool(call[i])
+        )
         assert one.sigma.shape == ()
         assert int(one.status) == int(big.status[i])
         if int(one.status) == IVStatus.SOLVED:
