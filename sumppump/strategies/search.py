@@ -10,12 +10,15 @@ Each is priced at the mid (what ``calculate_strategy`` defaults to), per one uni
 max loss, max gain, breakevens, reward/risk and risk-neutral probability of profit (lognormal with
 the at-the-money iv: ``P(S_T`` beyond the breakeven``)``, both tails for straddles and strangles).
 
-Ranking: ``score`` is the expected P&L per dollar at risk *if the outlook is right*: ``S_T``
-lognormal with the at-the-money iv and its median at ``target_price`` (default: a one-standard-
-deviation move in the outlook's direction, ``S·e^{±σ√T}``; volatile: half up, half down). The
-expectation is exact for these piecewise-linear payoffs (Black's formula on the shifted forward).
-Ties go to the higher probability of profit. ``pnl_at_target`` is the plain expiry P&L at the
-target when one is given.
+Ranking: ``score`` is the average expiry P&L per dollar at risk over the outcomes the outlook
+describes: for bullish/bearish the stock ending anywhere (evenly) between today's price and the
+target, for volatile the stock ending at either target (``spot ± |target − spot|``). The default
+target is a one-standard-deviation move, ``spot·e^{±σ√T}`` with the at-the-money iv. Averaging
+over the path to the target, not only at it, keeps cheap far-out-of-the-money lottery tickets and
+near-riskless deep-in-the-money spreads off the top (both were tried: expected return under a
+shifted lognormal favours the former, a Sharpe ratio the latter). Ties go to the higher
+probability of profit, and each structure kind first gets its fair share of the list.
+``pnl_at_target`` is the plain expiry P&L at the target when one is given.
 
 Everything is computed on numpy arrays over all candidates at once; only the top ``limit`` become
 :class:`Candidate` structs.
