@@ -45,6 +45,7 @@ from sumppump.messages.common import (
     NoMarketData,
     NoSuchContract,
     NotConnected,
+    NotImplementedYet,
     OptionContract,
     Ping,
     Pong,
@@ -87,6 +88,7 @@ from sumppump.messages.connection import (
     StockResolved,
 )
 from sumppump.messages.errors import MailboxFull
+from sumppump.messages.orders import OrdersRequest
 from sumppump.messages.rate_limiter import (
     AcquireMessages,
     HistoricalPermit,
@@ -366,6 +368,8 @@ class ConnectionActor(Actor):
     async def handle(self, msg: Message) -> Reply | None:
         if isinstance(msg, ConnectionRequest):
             return await self._dispatch(msg)
+        if isinstance(msg, OrdersRequest):
+            return await self._dispatch_order(msg)
         if isinstance(msg, Ping):
             return Pong(actor="connection")
         return None
@@ -411,6 +415,12 @@ class ConnectionActor(Actor):
             )
         except ConnectionError as exc:
             return NotConnected(reason=f"connection lost during the request: {exc}")
+
+    async def _dispatch_order(self, msg: OrdersRequest) -> Reply:
+        """Order requests: see :mod:`sumppump.actors.order_desk` (not implemented yet)."""
+        return NotImplementedYet(
+            actor="connection", request=type(msg).__name__, detail="orders are not wired to TWS yet"
+        )
 
     def _state(self) -> ConnectionState:
         link = self._link
