@@ -10,7 +10,13 @@ from typing import Literal
 import msgspec
 
 from sumppump.messages.base import Command, Event, Reply
-from sumppump.messages.common import DataType, GreeksSource, Quote, StockContract
+from sumppump.messages.common import (
+    DataType,
+    GreeksSource,
+    OptionContract,
+    Quote,
+    StockContract,
+)
 from sumppump.messages.connection import Bar, Headline
 
 __all__ = [
@@ -21,11 +27,15 @@ __all__ = [
     "ExpiryNotListed",
     "GetChain",
     "GetHistory",
+    "GetLegQuotes",
     "GetMarketStats",
     "GetNews",
     "GetQuote",
     "GetSession",
     "History",
+    "LegKey",
+    "LegQuote",
+    "LegQuotes",
     "MarketStats",
     "News",
     "QuoteReply",
@@ -102,6 +112,40 @@ class ExpiryNotListed(Reply, frozen=True, kw_only=True):
     nearest: tuple[str, ...]
 
 
+class LegKey(msgspec.Struct, frozen=True, kw_only=True):
+    expiry: str  # YYYY-MM-DD
+    strike: float
+    right: Literal["C", "P"]
+
+
+class GetLegQuotes(Command, frozen=True, kw_only=True):
+    """Contracts and fresh quotes for the option legs of one structure (and the underlying).
+
+    Switches the session to ``symbol`` like any other request. An expiry that is not listed is
+    answered :class:`ExpiryNotListed`; a strike that is not listed appears in ``missing``.
+    """
+
+    symbol: str
+    legs: tuple[LegKey, ...]
+
+
+class LegQuote(msgspec.Struct, frozen=True, kw_only=True):
+    key: LegKey
+    contract: OptionContract
+    quote: Quote | None
+
+
+class LegQuotes(Reply, frozen=True, kw_only=True):
+    symbol: str
+    stock: StockContract
+    underlying: Quote
+    legs: tuple[LegQuote, ...]
+    missing: tuple[LegKey, ...] = ()
+    data_type: DataType = "live"
+    market_open: bool | None = None
+    switched_from: str | None = None
+
+
 class GetMarketStats(Command, frozen=True, kw_only=True):
     symbol: str
 
@@ -170,5 +214,9 @@ class SymbolSwitched(Event, frozen=True, kw_only=True):
     current: str
 
 
-ChainCacheRequest = GetQuote | GetChain | GetMarketStats | GetHistory | GetNews | GetSession
-ChainCacheReply = QuoteReply | Chain | ExpiryNotListed | MarketStats | History | News | SessionInfo
+ChainCacheRequest = (
+    GetQuote | GetChain | GetLegQuotes | GetMarketStats | GetHistory | GetNews | GetSession
+)
+ChainCacheReply = (
+    QuoteReply | Chain | LegQuotes | ExpiryNotListed | MarketStats | History | News | SessionInfo
+)
