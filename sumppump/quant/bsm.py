@@ -330,19 +330,23 @@ def _array_greeks(
 ) -> tuple[np.ndarray, ...]:
     S, K, T, r, sigma, q = (np.asarray(a, dtype=float) for a in (S, K, T, r, sigma, q))
     call = np.asarray(is_call, dtype=bool)
-    S, K, T, r, sigma, q, call = np.broadcast_arrays(S, K, T, r, sigma, q, call)
+    shape = np.broadcast_shapes(
+        S.shape, K.shape, T.shape, r.shape, sigma.shape, q.shape, call.shape
+    )
     w = np.where(call, 1.0, -1.0)
+    # No up-front broadcasting: terms that depend on few inputs (√T, discount factors, σ√T) stay
+    # the size of those inputs, which makes P&L grids (legs × dates × prices) several times cheaper.
     with np.errstate(all="ignore"):
         sqrt_t = np.sqrt(T)
         sst = sigma * sqrt_t
         sdq = S * np.exp(-q * T)
         kdr = K * np.exp(-r * T)
-        d1 = (np.log(S / K) + (r - q) * T) / sst + 0.5 * sst
+        d1 = np.broadcast_to((np.log(S / K) + (r - q) * T) / sst + 0.5 * sst, shape)
         d2 = d1 - sst
         # Φ(w·d): one erfc call for both d1 and d2 halves the per-call overhead.
         n12 = 0.5 * erfc(np.concatenate(((-w * d1).ravel(), (-w * d2).ravel())) * _INV_SQRT2)
-        n1 = n12[: d1.size].reshape(d1.shape)
-        n2 = n12[d1.size :].reshape(d1.shape)
+        n1 = n12[: d1.size].reshape(shape)
+        n2 = n12[d1.size :].reshape(shape)
         value = w * (sdq * n1 - kdr * n2)
         if with_greeks:
             pdf = np.exp(-0.5 * d1 * d1) * _INV_SQRT2PI
@@ -359,11 +363,13 @@ def _array_greeks(
             out = [value]
         valid = (S > 0.0) & (K > 0.0) & (T >= 0.0) & (sigma >= 0.0)
         if not valid.all():
+            invalid = np.broadcast_to(~valid, shape)
             for a in out:
-                a[~valid] = np.nan
+                a[invalid] = np.nan
         degenerate = (sst == 0.0) & valid
         if degenerate.any():
-            _fill_degenerate(out, degenerate, S, K, T, r, q, w, sdq, kdr)
+            full = (np.broadcast_to(x, shape) for x in (S, K, T, r, q, w, sdq, kdr))
+            _fill_degenerate(out, np.broadcast_to(degenerate, shape), *full)
     return tuple(out)
 
 
