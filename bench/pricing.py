@@ -292,6 +292,15 @@ def main() -> None:
         "iv_round_trip_max_abs_over_spot": float(np.max(np.abs(repriced - prices)[solved]) / S),
     }
 
+    # iterations: how many elements are done after k Halley sweeps (k = max_iterations)
+    done_after = {}
+    for k in range(1, 13):
+        st = iv.implied_vol(prices, S, K, T, R, Q, is_call=is_call, max_iterations=k).status
+        done_after[k] = int((st == iv.IVStatus.SOLVED).sum())
+        if done_after[k] == int(solved.sum()):
+            break
+    out["accuracy_chain"]["iv_solved_within_k_sweeps"] = done_after
+
     # ---- the accuracy grid (12,000 options) ------------------------------------------
     out["accuracy_grid"] = accuracy_grid(v_price, v_iv)
 

@@ -163,7 +163,9 @@ def _solve(
         denom = 1.0 - 0.5 * newton * (curv - sg * d)
         step = np.where((denom > 0.5) & (denom < 2.0), newton / denom, newton)
         s_new = ss - step
-        outside = ~((s_new > lo_a) & (s_new < hi_a))
+        # A converged step may round onto the bracket end it started from: accept it as is.
+        small = np.abs(step) <= _STEP_RTOL * ss
+        outside = ~((s_new > lo_a) & (s_new < hi_a)) & ~small
         if outside.any():
             s_new = np.where(outside, ss - newton, s_new)
             outside = ~((s_new > lo_a) & (s_new < hi_a))
@@ -171,7 +173,7 @@ def _solve(
             s_new = np.where(outside, fallback, s_new)
         exact = g == 0.0
         s_new = np.where(exact, ss, s_new)
-        done = exact | (np.abs(s_new - ss) <= _STEP_RTOL * s_new)
+        done = exact | small | (np.abs(s_new - ss) <= _STEP_RTOL * s_new)
         done |= (hi_a - lo_a) <= 4.0 * _EPS * lo_a
         s[act] = s_new
         lo[act] = lo_a
@@ -208,7 +210,10 @@ def _solve_scalar(x: float, lnbeta: float, lngap: float, max_iterations: int) ->
             hi = s
         newton = sign * g / d
         denom = 1.0 - 0.5 * newton * (curv - sign * d)
-        s_new = s - (newton / denom if 0.5 < denom < 2.0 else newton)
+        step = newton / denom if 0.5 < denom < 2.0 else newton
+        if abs(step) <= _STEP_RTOL * s:  # converged (may round onto a bracket end)
+            return s - step
+        s_new = s - step
         if not lo < s_new < hi:
             s_new = s - newton
         if not lo < s_new < hi:  # also catches NaN
