@@ -313,3 +313,25 @@ def test_implied_vol_is_monotonic_in_price(m: float, T: float, s1: float, s2: fl
     res = implied_vol(prices, 100.0, K, T, 0.02, is_call=True)
     if (res.status == IVStatus.SOLVED).all():
         assert res.sigma[1] >= res.sigma[0] - 1e-9
+
+
+def test_a_spy_like_chain_needs_at_most_eight_sweeps() -> None:
+    """Regression: a converged step that rounded onto its bracket end used to trigger bisection
+    (12+ sweeps for deep-OTM long-dated low-vol options such as this 1185 put, 728 days)."""
+    rng = np.random.default_rng(21)
+    n = 3000
+    S, r, q = 600.0, 0.045, 0.013
+    K = S * np.exp(rng.uniform(math.log(0.4), math.log(2.0), n))
+    T = np.exp(rng.uniform(math.log(4 / 8760), math.log(2.5), n))
+    sigma = rng.uniform(0.098, 0.54, n)
+    call = rng.random(n) < 0.5
+    K[0], T[0], sigma[0], call[0] = 1185.0, 728 / 365, 0.09938054083047747, False
+    price = bsm.price(S, K, T, r, sigma, q, is_call=call)
+    res = implied_vol(price, S, K, T, r, q, is_call=call, max_iterations=8)
+    assert not (res.status == IVStatus.NOT_CONVERGED).any()
+    assert res.status[0] == IVStatus.SOLVED
+    one = implied_vol(
+        float(price[0]), S, 1185.0, float(T[0]), r, q, is_call=False, max_iterations=8
+    )
+    assert int(one.status) == IVStatus.SOLVED
+    assert float(one.sigma) == pytest.approx(sigma[0], abs=1e-10)
