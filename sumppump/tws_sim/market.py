@@ -455,7 +455,7 @@ class MarketModel:
         Supports durations ``N S|D|W|M|Y``, bar sizes ``1 day``, ``1 hour``, ``30 mins``,
         ``15 mins``, ``5 mins`` and whatToShow TRADES, MIDPOINT, BID, ASK, ADJUSTED_LAST,
         HISTORICAL_VOLATILITY, OPTION_IMPLIED_VOLATILITY. Raises :class:`BarRequestError` (code
-        321 for a malformed request, 162 for no data) otherwise.
+        162 like TWS's HMDS, which ib_async treats as a failed request) otherwise.
         """
         end = min(end, self.clock.now())
         start = _duration_start(end, duration)
@@ -471,7 +471,10 @@ class MarketModel:
             "HISTORICAL_VOLATILITY",
             "OPTION_IMPLIED_VOLATILITY",
         }:
-            raise BarRequestError(321, f"Error validating request.-'bP' : cause - {what_to_show}")
+            raise BarRequestError(
+                162,
+                f"Historical Market Data Service error message:Invalid whatToShow {what_to_show}",
+            )
         symbol = inst.symbol
         if size in ("1 day", "1 days"):
             bars = self._daily_bars(inst, start, end, what)
@@ -480,9 +483,9 @@ class MarketModel:
             bars = self._intraday_bars(inst, start, end, minutes, what, format_date)
         else:
             raise BarRequestError(
-                321,
-                f"Error validating request.-'bP' : cause - Historical data bar size setting is "
-                f"invalid. Legal ones are: 1 day, 1 hour, 30 mins, 15 mins, 5 mins ({bar_size})",
+                162,
+                "Historical Market Data Service error message:Historical data bar size setting "
+                f"is invalid. Legal ones are: 1 day, 1 hour, 30 mins, 15 mins, 5 mins ({bar_size})",
             )
         if not bars:
             raise BarRequestError(
@@ -586,7 +589,7 @@ def _duration_start(end: dt.datetime, duration: str) -> dt.datetime:
     parts = duration.split()
     if len(parts) != 2 or not parts[0].isdigit() or parts[1].upper() not in "SDWMY":
         raise BarRequestError(
-            321, f"Error validating request.-'bP' : cause - Invalid duration format: {duration}"
+            162, f"Historical Market Data Service error message:Invalid duration {duration!r}"
         )
     n, unit = int(parts[0]), parts[1].upper()
     if unit == "S":

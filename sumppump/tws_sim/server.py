@@ -1197,5 +1197,5 @@ def _parse_end(text: str, now: dt.datetime) -> dt.datetime:
         return stamp.replace(tzinfo=zone).astimezone(dt.UTC)
     except (ValueError, IndexError, KeyError) as exc:
         raise BarRequestError(
-            321, f"Error validating request.-'bP' : cause - invalid end date {text!r}"
+            162, f"Historical Market Data Service error message:invalid end date {text!r}"
         ) from exc
