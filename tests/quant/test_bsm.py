@@ -14,6 +14,15 @@ from sumppump.quant import bsm
 S0, R0, Q0 = 600.0, 0.045, 0.013
 
 
+@pytest.fixture(params=["small-array loop", "array kernel"])
+def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test through both array paths: a few options go through the per-element math loop,
+    many through the numpy kernel; force the kernel by lowering the loop's size limit to 0."""
+    if request.param == "array kernel":
+        monkeypatch.setattr(bsm, "_SCALAR_LOOP_MAX", 0)
+    return str(request.param)
+
+
 def random_options(n: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
@@ -88,7 +97,9 @@ def test_greeks_agree_with_central_finite_differences_of_the_price(is_call: bool
     np.testing.assert_allclose(g.theta, theta_fd, rtol=1e-5, atol=1e-8)
 
 
-def test_expired_options_are_worth_intrinsic_with_unit_delta_and_no_other_greeks() -> None:
+def test_expired_options_are_worth_intrinsic_with_unit_delta_and_no_other_greeks(
+    kernel_path: str,
+) -> None:
     K = np.array([90.0, 100.0, 110.0])
     call = bsm.greeks(100.0, K, 0.0, 0.05, 0.2, 0.01, is_call=True)
     put = bsm.greeks(100.0, K, 0.0, 0.05, 0.2, 0.01, is_call=False)
@@ -108,7 +119,7 @@ def test_expired_scalar_option_takes_the_same_conventions_as_arrays() -> None:
     assert (float(g.price), float(g.delta), float(g.vega), float(g.rho)) == (5.0, -1.0, 0.0, 0.0)
 
 
-def test_zero_volatility_is_the_deterministic_discounted_forward_payoff() -> None:
+def test_zero_volatility_is_the_deterministic_discounted_forward_payoff(kernel_path: str) -> None:
     S, T, r, q = 100.0, 0.5, 0.05, 0.01
     K = np.array([90.0, 100.0, 120.0])
     g = bsm.greeks(S, K, T, r, 0.0, q, is_call=True)
@@ -126,7 +137,7 @@ def test_zero_volatility_is_the_deterministic_discounted_forward_payoff() -> Non
     )
 
 
-def test_invalid_elements_are_nan_and_do_not_spoil_their_neighbours() -> None:
+def test_invalid_elements_are_nan_and_do_not_spoil_their_neighbours(kernel_path: str) -> None:
     S = np.array([100.0, -1.0, 100.0, 100.0, 100.0, np.nan])
     K = np.array([100.0, 100.0, 0.0, 100.0, 100.0, 100.0])
     T = np.array([0.5, 0.5, 0.5, -0.1, 0.5, 0.5])
@@ -162,7 +173,7 @@ def test_scalar_path_agrees_with_the_array_path_and_returns_0d_arrays() -> None:
     )
 
 
-def test_arguments_broadcast_to_a_grid() -> None:
+def test_arguments_broadcast_to_a_grid(kernel_path: str) -> None:
     spots = np.linspace(80, 120, 5)[:, None]
     vols = np.array([0.1, 0.2, 0.3])[None, :]
     is_call = np.array([True, False, True])
