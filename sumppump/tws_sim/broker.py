@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .catalog import Catalog, Instrument, OptionContract, Underlying
-from .clock import SimClock, is_extended_session, is_regular_session
+from .clock import (
+    NEW_YORK,
+    SimClock,
+    is_extended_session,
+    is_regular_session,
+    next_regular_open,
+    session_bounds,
+)
 from .market import MarketModel
 from .protocol import (
     UNSET_DOUBLE,
@@ -134,6 +141,7 @@ class SimOrder:
     triggered: bool = False
     fill_plan: deque[float] = field(default_factory=deque)
     not_before: dt.datetime | None = None
+    day_end: dt.datetime | None = None
     completed_time: str = ""
     completed_status: str = ""
     why_held: str = ""
@@ -571,6 +579,45 @@ class Broker:
             return self._modify(existing, req)
         if req.order_id <= 0:
             raise OrderRejected(103, "Duplicate order id")
+        try:
+            return self._place_new(req, client_id)
+        except OrderRejected as exc:
+            self._record_rejected(req, client_id, exc)
+            raise
+
+    def _record_rejected(self, req: PlaceOrderRequest, client_id: int, exc: OrderRejected) -> None:
+        """Keep a rejected order as Inactive so reqCompletedOrders shows it (and its id is used)."""
+        now = self.clock.now()
+        order = SimOrder(
+            order_id=req.order_id,
+            client_id=client_id,
+            perm_id=self._next_perm_id,
+            account=req.account or next(iter(self.accounts)),
+            contract=req.contract,
+            instrument=None,
+            legs=[],
+            action=req.action,
+            quantity=req.total_quantity,
+            order_type=req.order_type,
+            lmt_price=req.lmt_price,
+            aux_price=req.aux_price,
+            tif=req.tif or "DAY",
+            outside_rth=req.outside_rth,
+            order_ref=req.order_ref,
+            transmit=req.transmit,
+            parent_id=req.parent_id,
+            oca_group=req.oca_group,
+            placed_at=now,
+            status="Inactive",
+            completed_time=now.strftime("%Y%m%d %H:%M:%S UTC"),
+            completed_status=f"Rejected: {exc.text}",
+        )
+        self._next_perm_id += 1
+        self.max_order_id = max(self.max_order_id, req.order_id)
+        self.orders[(client_id, req.order_id)] = order
+
+    def _place_new(self, req: PlaceOrderRequest, client_id: int) -> SimOrder:
+        key = (client_id, req.order_id)
         self._check_scripted_rejection()
         if self.persistent_rejection is not None:
             raise OrderRejected(*self.persistent_rejection)
@@ -619,6 +666,13 @@ class Broker:
         delay = self._fill_delays.popleft() if self._fill_delays else self.default_fill_delay
         if delay:
             order.not_before = now + dt.timedelta(seconds=delay)
+        if order.tif == "DAY":
+            # A DAY order lives until the close of the session it can first trade in.
+            session_day = next_regular_open(now).astimezone(NEW_YORK).date()
+            stock_only = inst is not None and isinstance(inst, Underlying)
+            _open, order.day_end = session_bounds(
+                session_day, extended=stock_only and order.outside_rth
+            )
         self.orders[key] = order
         self._set_status(order, "PreSubmitted")
         if order.transmit and self._can_trade(order):
@@ -699,7 +753,12 @@ class Broker:
         """Advance every working order once: release held orders at the open, trigger stops and
         fill what is marketable (at most one scripted slice per order per step)."""
         for order in list(self.orders.values()):
-            if not order.is_active or not order.transmit:
+            if not order.is_active:
+                continue
+            if order.day_end is not None and self.clock.now() >= order.day_end:
+                self._finish(order, "Cancelled", "Expired at the close (DAY)")
+                continue
+            if not order.transmit:
                 continue
             if not self._can_trade(order):
                 if order.status == "Submitted":

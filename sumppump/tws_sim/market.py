@@ -107,7 +107,8 @@ def bsm_greeks(
 
 
 def implied_vol(price: float, spot: float, strike: float, t: float, right: str) -> float | None:
-    """Volatility reproducing ``price`` by bisection, or None below intrinsic / without time."""
+    """Volatility reproducing ``price`` (Newton steps, bisection when they stray), or None below
+    intrinsic value or without time."""
     if t <= 0 or price <= 0:
         return None
     lo, hi = 1e-4, 5.0
@@ -115,13 +116,20 @@ def implied_vol(price: float, spot: float, strike: float, t: float, right: str) 
         spot, strike, t, hi, right
     ):
         return None
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if bsm_price(spot, strike, t, mid, right) < price:
-            lo = mid
+    vol = 0.3
+    for _ in range(50):
+        g = bsm_greeks(spot, strike, t, vol, right)
+        diff = g.price - price
+        if abs(diff) < 1e-7:
+            return vol
+        if diff > 0:
+            hi = vol
         else:
-            hi = mid
-    return 0.5 * (lo + hi)
+            lo = vol
+        step = diff / (g.vega * 100.0) if g.vega > 1e-8 else 0.0
+        candidate = vol - step
+        vol = candidate if lo < candidate < hi else 0.5 * (lo + hi)
+    return vol
 
 
 @dataclass(frozen=True, slots=True)

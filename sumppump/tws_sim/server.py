@@ -230,7 +230,8 @@ class SimTWS:
 
     async def start(self) -> None:
         """Listen on ``host:port`` (port 0 picks a free one, then ``self.port`` tells which)."""
-        await self._listen(self._requested_port)
+        # After a stop, start again on the same port (a TWS restart as clients see it).
+        await self._listen(self.port or self._requested_port)
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick_loop(), name="tws-sim-ticker")
 

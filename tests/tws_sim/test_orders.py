@@ -386,3 +386,38 @@ async def test_level_zero_refuses_even_covered_calls() -> None:
     finally:
         client.disconnect()
         await sim.stop()
+
+
+async def test_day_orders_expire_at_the_close_and_gtc_orders_stay(sim: SimTWS, ib: IB) -> None:
+    call = await option(ib, 230)
+    day = ib.placeOrder(call, LimitOrder("BUY", 1, 0.01, tif="DAY"))
+    gtc = ib.placeOrder(call, LimitOrder("BUY", 1, 0.01, tif="GTC"))
+    await wait_for_status(gtc, "Submitted")
+    await sim.advance(6.5 * 3600)  # 10:00 -> 16:30 New York
+    await wait_for_status(day, "Cancelled")
+    await wait_for_status(gtc, "PreSubmitted")  # held until the next open
+    await sim.advance(17.5 * 3600)  # next day 10:00
+    await wait_for_status(gtc, "Submitted")
+
+
+async def test_rejected_orders_are_listed_as_completed_inactive(sim: SimTWS, ib: IB) -> None:
+    sim.reject_next_order(201, "Order rejected - reason:Simulated")
+    trade = ib.placeOrder(await option(ib, 225), LimitOrder("BUY", 1, 1.0, orderRef="r-rej"))
+    await wait_for_status(trade, "Cancelled")
+    completed = await ib.reqCompletedOrdersAsync(False)
+    assert [(c.order.orderRef, c.orderStatus.status) for c in completed] == [("r-rej", "Inactive")]
+
+
+async def test_a_restart_on_the_same_port_keeps_the_broker_state(sim: SimTWS, connect_ib) -> None:
+    client = await connect_ib()
+    [stock] = await client.qualifyContractsAsync(Stock("SPY", "SMART", "USD"))
+    trade = client.placeOrder(stock, MarketOrder("BUY", 3, orderRef="before-restart"))
+    await wait_for_status(trade, "Filled")
+    port = sim.port
+    await sim.stop()
+    await sim.start()
+    assert sim.port == port
+    again = await connect_ib()
+    assert {p.contract.symbol: p.position for p in again.positions()}["SPY"] == 3
+    completed = await again.reqCompletedOrdersAsync(False)
+    assert [c.order.orderRef for c in completed] == ["before-restart"]
