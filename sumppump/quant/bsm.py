@@ -338,7 +338,10 @@ def _array_greeks(
     if math.prod(shape) <= _SCALAR_LOOP_MAX:
         # a handful of options: the pure-math path per element beats ~60 numpy calls
         columns = [a.ravel().tolist() for a in np.broadcast_arrays(S, K, T, r, sigma, q, call)]
-        rows = [_scalar_greeks(*row, with_greeks) for row in zip(*columns, strict=True)]
+        rows = [
+            _scalar_greeks(s_, k_, t_, r_, v_, q_, c_, with_greeks)
+            for s_, k_, t_, r_, v_, q_, c_ in zip(*columns, strict=True)
+        ]
         table = np.array(rows, dtype=float).reshape(len(rows), 6).T
         return tuple(table[i].reshape(shape) for i in range(6 if with_greeks else 1))
     w = np.where(call, 1.0, -1.0)
