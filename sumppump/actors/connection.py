@@ -37,6 +37,7 @@ import anyio
 from ib_async import IB, Contract, Option, Stock, Ticker
 from ib_async.wrapper import RequestError
 
+from sumppump.actors.order_desk import OrderDesk
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
 from sumppump.messages.base import Message, Reply, now_ns
 from sumppump.messages.common import (
@@ -45,7 +46,6 @@ from sumppump.messages.common import (
     NoMarketData,
     NoSuchContract,
     NotConnected,
-    NotImplementedYet,
     OptionContract,
     Ping,
     Pong,
@@ -258,11 +258,23 @@ class ConnectionActor(Actor):
         ib.errorEvent += self._on_error
         ib.disconnectedEvent += self._on_disconnected
         ib.pendingTickersEvent += self._on_ticks
+        # One order desk per IB; it inherits the order refs of the previous one.
+        previous_desk: OrderDesk | None = getattr(self, "_order_desk", None)
+        self._order_desk = OrderDesk(
+            ib,
+            send_budget=self._send_budget,
+            publish=self._publish,  # type: ignore[arg-type]
+            known_refs=previous_desk.known_refs if previous_desk is not None else (),
+        )
+        self._order_desk.attach()
 
     def _discard(self, ib: IB) -> None:
         ib.errorEvent -= self._on_error
         ib.disconnectedEvent -= self._on_disconnected
         ib.pendingTickersEvent -= self._on_ticks
+        desk: OrderDesk | None = getattr(self, "_order_desk", None)
+        if desk is not None and desk.ib is ib:
+            desk.detach()
         with contextlib.suppress(Exception):
             ib.disconnect()
 
@@ -417,10 +429,25 @@ class ConnectionActor(Actor):
             return NotConnected(reason=f"connection lost during the request: {exc}")
 
     async def _dispatch_order(self, msg: OrdersRequest) -> Reply:
-        """Order requests: see :mod:`sumppump.actors.order_desk` (not implemented yet)."""
-        return NotImplementedYet(
-            actor="connection", request=type(msg).__name__, detail="orders are not wired to TWS yet"
-        )
+        """Order requests, answered by the desk of the current ``IB``
+        (:mod:`sumppump.actors.order_desk`); ``NotConnected`` unless connected. A request that
+        the rate limiter paces is answered ``PacingDelayed`` before anything is sent."""
+        ib = self._ib
+        desk: OrderDesk | None = getattr(self, "_order_desk", None)
+        if ib is None or desk is None or desk.ib is not ib or self._link.state != "connected":
+            return self._not_connected()
+        try:
+            return await desk.handle(msg)
+        except _Paced as paced:
+            return paced.reply
+        except RequestError as exc:
+            return self._request_error(type(msg).__name__, exc.code, str(exc))
+        except TimeoutError:
+            return TwsError(
+                code=0, message="TWS did not answer in time", request=type(msg).__name__
+            )
+        except ConnectionError as exc:
+            return NotConnected(reason=f"connection lost during the request: {exc}")
 
     def _state(self) -> ConnectionState:
         link = self._link
