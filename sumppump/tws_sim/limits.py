@@ -1,7 +1,8 @@
 """TWS's API limits, enforced like IB does and counted in :class:`SimStats`.
 
-* Message rate: more than ``max_rate`` (50) client messages within one second on a connection ->
-  error 100 and the socket is closed. Measured on the wall clock (ib_async throttles on it).
+* Message rate: more than ``max_rate`` (50) client messages per second on a connection (token
+  bucket, see :class:`MessageRateLimiter`) -> error 100 and the socket is closed. Measured on the
+  wall clock (ib_async throttles on it).
 * Market-data lines: more than ``max_lines`` (100) concurrent streaming subscriptions -> error 101.
 * Historical pacing, on the simulated clock: an identical request within 15 s; more than
   ``per_contract`` (6) requests for the same contract, exchange and whatToShow within 2 s; more than
@@ -58,20 +59,29 @@ class SimStats:
 
 
 class MessageRateLimiter:
-    """Sliding one-second window of client messages on one connection."""
+    """Client messages per second on one connection, as a token bucket of ``max_rate`` tokens
+    refilled at ``max_rate`` per second.
 
-    def __init__(self, max_rate: int = 50, window: float = 1.0) -> None:
+    A bucket rather than a strict sliding window because the simulator sees receive times, not the
+    client's send times: ib_async's own throttle (45 per rolling second by send time) can look like
+    a burst of more than 50 within one second on arrival when the event loop delayed reading the
+    earlier messages; the bucket tolerates that skew (up to ~0.2 s) but not a sustained excess.
+    """
+
+    def __init__(self, max_rate: int = 50) -> None:
         self.max_rate = max_rate
-        self.window = window
-        self._times: deque[float] = deque()
+        self._tokens = float(max_rate)
+        self._last: float | None = None
 
     def record(self, now: float) -> bool:
-        """Count one message at ``now``; True if the window now holds more than ``max_rate``."""
-        times = self._times
-        times.append(now)
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        return len(times) > self.max_rate
+        """Count one message at ``now``; True if it exceeds the allowed rate."""
+        if self._last is not None:
+            self._tokens = min(self.max_rate, self._tokens + (now - self._last) * self.max_rate)
+        self._last = now
+        if self._tokens < 1.0:
+            return True
+        self._tokens -= 1.0
+        return False
 
 
 class LineLimiter:

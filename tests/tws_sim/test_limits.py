@@ -142,3 +142,15 @@ async def test_more_than_sixty_requests_in_ten_minutes_is_162(sim: SimTWS, ib: I
     assert sim.stats.pacing_violations == 1
     await sim.advance(600)
     await ib.reqHistoricalDataAsync(stocks[7], "", "2 W", "1 day", "TRADES", True)
+
+
+def test_rate_limiter_tolerates_arrival_skew_but_not_a_sustained_excess() -> None:
+    from sumppump.tws_sim.limits import MessageRateLimiter
+
+    skewed = MessageRateLimiter(50)
+    # 45 sent at t=0 but read late (t=0.15), then 45 more sent and read at t=1.0.
+    assert not any(skewed.record(0.15) for _ in range(45))
+    assert not any(skewed.record(1.0) for _ in range(45))
+    sustained = MessageRateLimiter(50)
+    verdicts = [sustained.record(i / 100) for i in range(150)]  # 100 per second
+    assert not any(verdicts[:90]) and sum(verdicts[100:]) >= 20
