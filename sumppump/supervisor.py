@@ -45,6 +45,8 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
 from typing import Final
 
 import anyio
@@ -512,9 +514,22 @@ class Tree:
 TWS_BACKOFF: Final = Backoff(min=1.0, max=30.0, jitter=0.2, reset_after=60.0)
 
 
-def build_tree(settings: Settings) -> Tree:
-    """The supervision tree of DESIGN.md §2, with each actor built from ``settings``."""
+def build_tree(
+    settings: Settings,
+    *,
+    today: Callable[[], date] | None = None,
+    cache_dir: Path | None = None,
+) -> Tree:
+    """The supervision tree of DESIGN.md §2, with each actor built from ``settings``.
+
+    ``today`` (the trading date, for expiries) and ``cache_dir`` (conIds on disk) are seams for
+    the simulator and for tests. Actors whose issue has not landed yet are honest placeholders.
+    """
+    from sumppump.actors.chain_cache import ChainCacheActor
+    from sumppump.actors.connection import ConnectionActor
     from sumppump.actors.placeholder import PlaceholderActor
+    from sumppump.actors.pricing import PricingActor
+    from sumppump.actors.rate_limiter import RateLimiter
 
     refs = ActorRefs(
         rate_limiter=Ref("rate_limiter"),
@@ -528,21 +543,36 @@ def build_tree(settings: Settings) -> Tree:
     def placeholder(name: str) -> Callable[[], Actor]:
         return lambda: PlaceholderActor(name, "not implemented yet")
 
+    def connection() -> Actor:
+        return ConnectionActor(
+            settings,
+            rate_limiter=refs.rate_limiter,
+            subscribers=(refs.chain_cache, refs.risk, refs.execution),
+        )
+
+    def chain_cache() -> Actor:
+        return ChainCacheActor(
+            connection=refs.connection,
+            pricing=refs.pricing,
+            execution=refs.execution,
+            cache_dir=cache_dir,
+            today=today,
+        )
+
+    def rate_limiter() -> Actor:
+        return RateLimiter(
+            message_rate=settings.message_rate, lines_budget=settings.market_data_lines
+        )
+
     broker = ChildSpec(
         id="broker",
         start=lambda: Supervisor(
             "broker",
             [
                 ChildSpec(
-                    "connection",
-                    placeholder("connection"),
-                    refs.connection,
-                    shutdown=5.0,
-                    backoff=TWS_BACKOFF,
+                    "connection", connection, refs.connection, shutdown=5.0, backoff=TWS_BACKOFF
                 ),
-                ChildSpec(
-                    "chain_cache", placeholder("chain_cache"), refs.chain_cache, shutdown=2.0
-                ),
+                ChildSpec("chain_cache", chain_cache, refs.chain_cache, shutdown=2.0),
                 ChildSpec("risk", placeholder("risk"), refs.risk, shutdown=2.0),
                 ChildSpec(
                     "execution",
@@ -563,13 +593,9 @@ def build_tree(settings: Settings) -> Tree:
         "root",
         [
             ChildSpec(
-                "rate_limiter",
-                placeholder("rate_limiter"),
-                refs.rate_limiter,
-                shutdown=1.0,
-                mailbox_size=256,
+                "rate_limiter", rate_limiter, refs.rate_limiter, shutdown=1.0, mailbox_size=256
             ),
-            ChildSpec("pricing", placeholder("pricing"), refs.pricing, shutdown=1.0),
+            ChildSpec("pricing", PricingActor, refs.pricing, shutdown=1.0),
             broker,
         ],
         strategy=Strategy.ONE_FOR_ONE,

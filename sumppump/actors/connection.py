@@ -34,7 +34,7 @@ from datetime import date, datetime
 from typing import Any, Final, assert_never
 
 import anyio
-from ib_async import IB, Contract, Option, Stock, Ticker
+from ib_async import IB, Contract, HistoricalNews, Option, Stock, Ticker
 from ib_async.wrapper import RequestError
 
 from sumppump.actors.order_desk import OrderDesk
@@ -118,6 +118,9 @@ SUBSCRIBE_HINT: Final = (
     "Subscribe in IBKR Client Portal → Settings → Market Data Subscriptions (US equities and "
     "OPRA options for the API), or accept delayed data."
 )
+#: Messages of the handshake and ib_async's start-up sync (startApi, positions, open and
+#: completed orders, account updates, executions, market data type) plus headroom.
+STARTUP_MESSAGES: Final = 12
 #: Margin kept from the caller's deadline for cancelling streams and replying.
 REPLY_MARGIN: Final = 0.5
 
@@ -213,6 +216,9 @@ class ConnectionActor(Actor):
             self._link.move("connecting")
             self._link.retry_in = None
             try:
+                # The handshake and ib_async's start-up sync send about ten messages in a burst;
+                # they count against TWS's 50 msg/s like any other.
+                await self._send_budget(STARTUP_MESSAGES, max_wait=60.0)
                 await self._connect(ib, client_id)
             except _ClientIdInUse:
                 self._discard(ib)
@@ -589,7 +595,7 @@ class ConnectionActor(Actor):
                     symbol=c.symbol,
                     expiry=_iso(c.lastTradeDateOrContractMonth),
                     strike=float(c.strike),
-                    right=c.right,
+                    right="C" if c.right == "C" else "P",
                     multiplier=float(c.multiplier or 100),
                     trading_class=c.tradingClass,
                     exchange=msg.exchange,
@@ -676,9 +682,10 @@ class ConnectionActor(Actor):
                     self._market_changed = anyio.Event()
                     await self._market_changed.wait()
         finally:
+            requested = [t.contract for t in tickers if t.contract is not None]
             with anyio.CancelScope(shield=True):
-                await self._send_budget(len(contracts), max_wait=5.0)
-                for contract in contracts:
+                await self._send_budget(len(requested), max_wait=5.0)
+                for contract in requested:
                     with contextlib.suppress(Exception):
                         ib.cancelMktData(contract)
         quotes, lacking = [], []
@@ -759,9 +766,11 @@ class ConnectionActor(Actor):
         if not codes:
             return Headlines(providers=(), headlines=())
         await self._send_budget(1)
-        items = await ib.reqHistoricalNewsAsync(
+        result: object = await ib.reqHistoricalNewsAsync(
             msg.con_id, "+".join(codes), "", "", max(1, min(msg.limit, 50))
         )
+        # reqHistoricalNewsAsync returns a list despite its annotation (pitfall P10).
+        items: list[HistoricalNews] = result if isinstance(result, list) else []
         headlines = tuple(
             Headline(
                 time=_timestamp(n.time),
@@ -769,7 +778,7 @@ class ConnectionActor(Actor):
                 article_id=n.articleId,
                 headline=n.headline,
             )
-            for n in (items or [])
+            for n in items
         )
         return Headlines(providers=codes, headlines=headlines[: msg.limit])
 
@@ -900,8 +909,10 @@ def _price(value: object) -> float | None:
 
 
 def _complete(ticker: Ticker, wants_open_interest: bool) -> bool:
+    """Enough to answer: an ask (a far out-of-the-money option may have no bid at all) and, for
+    options, IB's model greeks (and open interest when it was asked for)."""
     contract = ticker.contract
-    if _price(ticker.bid) is None or _price(ticker.ask) is None:
+    if _price(ticker.ask) is None:
         return False
     if contract is not None and contract.secType == "OPT":
         if ticker.modelGreeks is None:
@@ -912,12 +923,12 @@ def _complete(ticker: Ticker, wants_open_interest: bool) -> bool:
 
 
 def _open_interest(ticker: Ticker) -> float | None:
+    """An option's own open interest: IB sends it as tick 27 for a call, 28 for a put."""
     contract = ticker.contract
-    if contract is not None and contract.right == "P":
-        return _num(ticker.putOpenInterest)
-    if contract is not None and contract.right == "C":
-        return _num(ticker.callOpenInterest)
-    return None
+    if contract is None or contract.secType != "OPT":
+        return None
+    call, put = _num(ticker.callOpenInterest), _num(ticker.putOpenInterest)
+    return call if call is not None else put
 
 
 def _quote(target: QuoteTarget, ticker: Ticker) -> Quote:

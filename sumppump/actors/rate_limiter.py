@@ -77,8 +77,12 @@ class RateLimiter(Actor):
         lines_budget: int = 90,
         historical: HistoricalLimits = HISTORICAL_LIMITS,
         clock: Callable[[], float] = anyio.current_time,
+        window: float = 1.1,
     ) -> None:
         self._rate = int(message_rate)
+        # Slightly longer than IB's one second: a message leaves a little after its granted
+        # time, and a burst granted at the edge of a window must not meet the next burst.
+        self._window = window
         self._lines_budget = lines_budget
         self._historical = historical
         self._clock = clock
@@ -119,7 +123,7 @@ class RateLimiter(Actor):
 
     def _acquire(self, msg: AcquireMessages) -> Reply:
         now = self._clock()
-        while self._sends and self._sends[0] <= now - 1.0:
+        while self._sends and self._sends[0] <= now - self._window:
             self._sends.popleft()
         count = max(1, msg.count)
         if count > self._rate:
@@ -129,12 +133,12 @@ class RateLimiter(Actor):
                 limit="messages",
             )
         # The caller sends all `count` messages at the granted time. Grants are first come,
-        # first served (never before the last one), and the one-second window ending at the
-        # grant may hold at most `rate - count` earlier messages.
+        # first served (never before the last one), and the window ending at the grant may
+        # hold at most `rate - count` earlier messages.
         at = max(now, self._sends[-1]) if self._sends else now
         allowed_before = self._rate - count
         if len(self._sends) > allowed_before:
-            at = max(at, self._sends[-(allowed_before + 1)] + 1.0)
+            at = max(at, self._sends[-(allowed_before + 1)] + self._window)
         wait = at - now
         if wait > msg.max_wait:
             self._delayed_total += 1

@@ -56,7 +56,7 @@ async def test_messages_burst_to_the_rate_then_wait_for_the_window() -> None:
             assert isinstance(reply, MessagesGranted)
             waits.append(reply.wait)
     assert waits[:45] == [0.0] * 45
-    assert waits[45] == pytest.approx(1.0)
+    assert waits[45] == pytest.approx(1.1)  # IB's second plus slack for send lag
 
 
 async def test_a_reservation_longer_than_max_wait_is_refused_and_not_booked() -> None:
@@ -67,12 +67,12 @@ async def test_a_reservation_longer_than_max_wait_is_refused_and_not_booked() ->
         refused = await ref.call(AcquireMessages(count=5, max_wait=0.5), timeout=1)
         assert isinstance(refused, PacingDelayed)
         assert refused.limit == "messages"
-        assert refused.retry_after == pytest.approx(1.0)
+        assert refused.retry_after == pytest.approx(1.1)
         too_many = await ref.call(AcquireMessages(count=11), timeout=1)
         assert isinstance(too_many, PacingDelayed)
         again = await ref.call(AcquireMessages(count=1), timeout=1)
         assert isinstance(again, MessagesGranted)
-        assert again.wait == pytest.approx(1.0)
+        assert again.wait == pytest.approx(1.1)
 
 
 @settings(max_examples=40, deadline=None)

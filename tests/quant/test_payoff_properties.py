@@ -62,11 +62,11 @@ def allowed_structure(draw: st.DrawFn) -> tuple[list[tuple[StrategyLeg, float]],
     seen: set[tuple[str, float | None]] = set()
     stock_price: float | None = None
     for blk in draw(st.lists(block(multiplier), min_size=1, max_size=3)):
+        keys = {(leg.right, leg.strike) for leg, _ in blk if leg.right != "STK"}
+        if keys & seen:
+            continue  # one contract once per order; a block is kept whole or not at all
+        seen |= keys
         for leg, price in blk:
-            key = (leg.right, leg.strike)
-            if key in seen and leg.right != "STK":
-                continue  # one contract once per order
-            seen.add(key)
             if leg.right == "STK":
                 if stock_price is not None:  # one stock leg, summed ratio, one price
                     legs = [

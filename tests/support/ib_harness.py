@@ -15,7 +15,7 @@ from sumppump.actors.runtime import Actor, Ref
 from sumppump.messages.base import Message, Reply
 from sumppump.messages.common import Ping, Pong
 from sumppump.settings import Settings
-from sumppump.supervisor import ChildSpec, Supervisor
+from sumppump.supervisor import ChildSpec, Supervisor, Tree
 
 FAST_RECONNECT = ReconnectPolicy(first=0.05, cap=0.2, jitter=0.0, client_id_clash_wait=0.3)
 
@@ -114,4 +114,36 @@ async def connection_harness(
     async with anyio.create_task_group() as tg:
         await tg.start(harness.supervisor.run)
         yield harness
+        tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def tree_with_sim(
+    sim: object, cache_dir: object, **settings_overrides: object
+) -> AsyncIterator[Tree]:
+    """The production supervision tree connected to ``sim`` (a SimTWS)."""
+    from pathlib import Path
+
+    from sumppump.messages.connection import ConnectionState, GetConnectionState
+    from sumppump.supervisor import build_tree
+
+    settings = Settings(
+        tws_port=sim.port,
+        connect_timeout_s=2.0,  # type: ignore[attr-defined]
+        **settings_overrides,
+    )  # type: ignore[arg-type]
+    tree = build_tree(
+        settings,
+        today=lambda: sim.clock.now().date(),  # type: ignore[attr-defined]
+        cache_dir=Path(str(cache_dir)),
+    )
+    async with anyio.create_task_group() as tg:
+        await tg.start(tree.root.run)
+        with anyio.fail_after(10):
+            while True:
+                state = await tree.refs.connection.call(GetConnectionState(), timeout=2)
+                if isinstance(state, ConnectionState) and state.state == "connected":
+                    break
+                await anyio.sleep(0.01)
+        yield tree
         tg.cancel_scope.cancel()
