@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -86,7 +87,7 @@ async def test_default_chain_is_the_nearest_expiry_a_week_out_with_labelled_rows
         assert row.ts > 0
         assert row.multiplier == 100
     calls = [r for r in chain.rows if r.right == "C"]
-    assert all(a.delta >= b.delta for a, b in zip(calls, calls[1:], strict=False))  # type: ignore[operator]
+    assert all(a.delta >= b.delta for a, b in itertools.pairwise(calls))  # type: ignore[operator]
     assert sim.stats.total_violations == 0
     assert sim.stats.open_lines == 0
 
@@ -124,7 +125,7 @@ async def test_contract_definitions_are_reused_from_disk_by_a_fresh_session(
     async with tree_with_sim(sim, tmp_path) as tree:
         chain = await tree.refs.chain_cache.call(GetChain(symbol="MSFT"), timeout=25)
         assert isinstance(chain, Chain)
-    assert list(tmp_path.glob("contracts-*.json"))
+    assert [p async for p in anyio.Path(tmp_path).glob("contracts-*.json")]
     details_before = len(sim.requests_named("reqContractDetails"))
     async with tree_with_sim(sim, tmp_path) as tree:
         again = await tree.refs.chain_cache.call(GetChain(symbol="MSFT"), timeout=25)
