@@ -185,10 +185,11 @@ class SimOrder:
 class OrderRejected(Exception):
     """An order (or what-if) refused with IB error ``code``."""
 
-    def __init__(self, code: int, text: str) -> None:
+    def __init__(self, code: int, text: str, advanced_json: str = "") -> None:
         super().__init__(f"{code}: {text}")
         self.code = code
         self.text = text
+        self.advanced_json = advanced_json
 
 
 class BrokerListener(Protocol):
@@ -239,7 +240,7 @@ class Broker:
         self.listener: BrokerListener | None = None
         self._next_perm_id = 1_800_000_001
         self._exec_seq = 0
-        self._rejections: deque[tuple[int, str]] = deque()
+        self._rejections: deque[tuple[int, str, str]] = deque()
         self._fill_plans: deque[list[float]] = deque()
         self._fill_delays: deque[float] = deque()
         self.max_order_id = 0
@@ -249,8 +250,8 @@ class Broker:
 
     # --- scripting hooks --------------------------------------------------------------------
 
-    def reject_next_order(self, code: int, text: str) -> None:
-        self._rejections.append((code, text))
+    def reject_next_order(self, code: int, text: str, advanced_json: str = "") -> None:
+        self._rejections.append((code, text, advanced_json))
 
     def partial_fill_next_order(self, quantities: list[float]) -> None:
         self._fill_plans.append(list(quantities))
@@ -565,8 +566,8 @@ class Broker:
 
     def _check_scripted_rejection(self) -> None:
         if self._rejections:
-            code, text = self._rejections.popleft()
-            raise OrderRejected(code, text)
+            code, text, advanced_json = self._rejections.popleft()
+            raise OrderRejected(code, text, advanced_json)
 
     def place(self, req: PlaceOrderRequest, client_id: int) -> SimOrder:
         """Accept a new order or modify a live one; raises :class:`OrderRejected`.

@@ -202,6 +202,7 @@ class SimTWS:
         self.pacer = HistoricalPacer(self.stats)
         self.entitlement_state = Entitlement()
         self.requests: list[RecordedRequest] = []
+        self.handshakes: list[str] = []  # client version ranges offered, e.g. "v157..178"
         self.orders_received: list[ReceivedOrder] = []
         self.stalled = False
         self.link_up = True
@@ -292,6 +293,7 @@ class SimTWS:
 
     async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
         lo, hi, _options = await p.read_handshake(reader)
+        self.handshakes.append(f"v{lo}..{hi}")
         if f"v{lo}..{hi}" != p.EXPECTED_CLIENT_RANGE:
             log.warning(
                 "client offers v%d..%d, not %s: ib_async is not 2.1.0 and production may speak "
@@ -720,7 +722,7 @@ class SimTWS:
                 return
             self.broker.place(req, conn.client_id)
         except OrderRejected as exc:
-            conn.send(p.error(req.order_id, exc.code, exc.text))
+            conn.send(p.error(req.order_id, exc.code, exc.text, exc.advanced_json))
             return
         if self.link_up:
             self.broker.step()
@@ -1151,10 +1153,15 @@ class SimTWS:
                     self.lines.release((conn.id, req_id))
         self._broadcast(p.error(-1, code, ERROR_TEXTS[code]))
 
-    def reject_next_order(self, code: int = 201, text: str | None = None) -> None:
-        """The next placeOrder or what-if is refused with ``code`` (and IB-style text)."""
+    def reject_next_order(
+        self, code: int = 201, text: str | None = None, advanced_json: str = ""
+    ) -> None:
+        """The next placeOrder or what-if is refused with ``code`` (and IB-style text);
+        ``advanced_json`` travels in the error's advancedOrderRejectJson field."""
         self.broker.reject_next_order(
-            code, text if text is not None else ERROR_TEXTS.get(code, "Order rejected - reason:")
+            code,
+            text if text is not None else ERROR_TEXTS.get(code, "Order rejected - reason:"),
+            advanced_json,
         )
 
     def partial_fill_next_order(self, quantities: list[float]) -> None:

@@ -30,6 +30,8 @@ async def test_connect_completes_the_startup_sync_at_server_version_178(
         "reqExecutions",
     ]
     assert sim.connections() == [17]
+    # Pitfall P11: any other range means ib_async is not 2.1.0 and may speak protobuf.
+    assert sim.handshakes == ["v157..178"]
     sim.stats.assert_clean()
 
 

@@ -213,10 +213,13 @@ async def test_partial_fill_then_fill(sim: SimTWS, ib: IB) -> None:
 
 
 async def test_rejected_order_becomes_cancelled_with_the_code(sim: SimTWS, ib: IB) -> None:
-    sim.reject_next_order(201, "Order rejected - reason:Simulated margin deficit")
+    sim.reject_next_order(
+        201, "Order rejected - reason:Simulated margin deficit", '{"rejectCode": "MARGIN"}'
+    )
     trade = ib.placeOrder(await option(ib, 225), LimitOrder("BUY", 1, 1.0))
     await wait_for_status(trade, "Cancelled")
     assert trade.log[-1].errorCode == 201 and "Simulated margin" in trade.log[-1].message
+    assert trade.advancedError == '{"rejectCode": "MARGIN"}'
 
 
 async def test_fill_delayed_until_the_clock_moves(sim: SimTWS, ib: IB) -> None:
