@@ -27,7 +27,7 @@ import datetime as dt
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from .catalog import Catalog, Instrument, OptionContract, Underlying
 from .clock import (
@@ -60,6 +60,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+Legs = list[tuple[OptionContract | Underlying, int, str]]
+"""Combo legs: (instrument, ratio, BUY/SELL)."""
 
 ACTIVE_STATES = frozenset({"PendingSubmit", "PreSubmitted", "Submitted"})
 DONE_STATES = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
@@ -353,7 +356,7 @@ class Broker:
         """Pair every short option with cover: 'stock', 'debit' (long option of the same type and
         expiry with a better strike), 'credit:<width>' (long with a worse strike) or 'naked'."""
         shares: dict[str, float] = {}
-        longs: list[list] = []
+        longs: list[list[Any]] = []  # [long option, contracts still free to cover]
         shorts: list[tuple[OptionContract, float]] = []
         for cid, q in quantities.items():
             inst = instruments[cid][0]
@@ -478,7 +481,7 @@ class Broker:
         return inst.wire(wc.exchange or "SMART"), inst, []
 
     def _delta(
-        self, action: str, quantity: float, inst: Instrument | None, legs
+        self, action: str, quantity: float, inst: Instrument | None, legs: Legs
     ) -> dict[int, tuple[Instrument, float]]:
         sign = 1.0 if action == "BUY" else -1.0
         delta: dict[int, tuple[Instrument, float]] = {}
@@ -491,7 +494,7 @@ class Broker:
 
     def _validate(
         self, req: PlaceOrderRequest
-    ) -> tuple[Account, WireContract, Instrument | None, list, dict[int, tuple[Instrument, float]]]:
+    ) -> tuple[Account, WireContract, Instrument | None, Legs, dict[int, tuple[Instrument, float]]]:
         if req.action not in ("BUY", "SELL"):
             raise OrderRejected(201, f"Order rejected - reason:Invalid action {req.action!r}")
         if req.total_quantity <= 0:
@@ -521,7 +524,7 @@ class Broker:
             )
         return acct, contract, inst, legs, delta
 
-    def _estimate_commission(self, inst: Instrument | None, legs, quantity: float) -> float:
+    def _estimate_commission(self, inst: Instrument | None, legs: Legs, quantity: float) -> float:
         items = [(inst, 1, "")] if inst is not None else legs
         total = 0.0
         for leg_inst, ratio, _a in items:

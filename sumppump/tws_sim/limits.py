@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 __all__ = ["HistoricalPacer", "LineLimiter", "MessageRateLimiter", "SimStats"]
@@ -136,10 +137,10 @@ class HistoricalPacer:
         self.per_contract_window = per_contract_window
         self.per_window = per_window
         self.window = window
-        self._log: deque[tuple[float, tuple, tuple, int]] = deque()
+        self._log: deque[tuple[float, Hashable, Hashable, int]] = deque()
 
     def check(
-        self, now: float, identical_key: tuple, contract_key: tuple, weight: int = 1
+        self, now: float, identical_key: Hashable, contract_key: Hashable, weight: int = 1
     ) -> str | None:
         """Admit a request (and record it) or return why it violates pacing (and count that)."""
         log = self._log

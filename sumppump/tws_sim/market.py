@@ -620,10 +620,9 @@ def _duration_start(end: dt.datetime, duration: str) -> dt.datetime:
     year, month = divmod(local.month - 1 - months, 12)
     target_year, target_month = local.year + year, month + 1
     days_in = [31, 29 if target_year % 4 == 0 else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-    day = min(local.day, days_in[target_month - 1])
-    return (
-        local.replace(year=target_year, month=target_month, day=day) + dt.timedelta(days=1)
-    ).astimezone(dt.UTC)
+    day_of_month = min(local.day, days_in[target_month - 1])
+    start = local.replace(year=target_year, month=target_month, day=day_of_month)
+    return (start + dt.timedelta(days=1)).astimezone(dt.UTC)
 
 
 def nearest_strike(strikes: tuple[float, ...], price: float) -> float:

@@ -239,15 +239,15 @@ class FieldReader:
         self.fields = fields
         self.pos = start
 
-    def str(self) -> str:
+    def text(self) -> str:
         if self.pos >= len(self.fields):
             raise ProtocolError(f"message ended at field {self.pos}: {list(self.fields)[:8]}...")
         value = self.fields[self.pos]
         self.pos += 1
         return value
 
-    def int(self, default: int = 0) -> int:
-        text = self.str()
+    def integer(self, default: int = 0) -> int:
+        text = self.text()
         if text == "":
             return default
         try:
@@ -261,9 +261,9 @@ class FieldReader:
                 return int(as_float)
             raise ProtocolError(f"field {self.pos - 1} not an int: {text!r}") from None
 
-    def float(self) -> float | None:
+    def double(self) -> float | None:
         """A double; empty (ib_async's encoding of UNSET) gives None."""
-        text = self.str()
+        text = self.text()
         if text == "":
             return None
         if text == "Infinite":
@@ -274,30 +274,30 @@ class FieldReader:
             raise ProtocolError(f"field {self.pos - 1} not a float: {text!r}") from exc
         return None if value >= UNSET_DOUBLE else value
 
-    def bool(self) -> bool:
-        text = self.str()
+    def flag(self) -> bool:
+        text = self.text()
         return text not in ("", "0", "false", "False")
 
     def contract(self) -> WireContract:
         """The 12-field contract (conId as "0" and strike as "0.0" when unset)."""
         return WireContract(
-            con_id=self.int(),
-            symbol=self.str(),
-            sec_type=self.str(),
-            last_trade_date=self.str(),
-            strike=self.float() or 0.0,
-            right=self.str(),
-            multiplier=self.str(),
-            exchange=self.str(),
-            primary_exchange=self.str(),
-            currency=self.str(),
-            local_symbol=self.str(),
-            trading_class=self.str(),
+            con_id=self.integer(),
+            symbol=self.text(),
+            sec_type=self.text(),
+            last_trade_date=self.text(),
+            strike=self.double() or 0.0,
+            right=self.text(),
+            multiplier=self.text(),
+            exchange=self.text(),
+            primary_exchange=self.text(),
+            currency=self.text(),
+            local_symbol=self.text(),
+            trading_class=self.text(),
         )
 
     def skip(self, n: int) -> None:
         for _ in range(n):
-            self.str()
+            self.text()
 
     @property
     def remaining(self) -> int:
@@ -353,85 +353,85 @@ def parse_place_order(
     the end are counted in ``unread_fields`` (strict tests treat that as a failure).
     """
     r = FieldReader(fields)
-    order_id = r.int()
+    order_id = r.integer()
     contract = r.contract()
-    r.str()  # secIdType
-    r.str()  # secId
-    action = r.str()
-    total_quantity = r.float() or 0.0
-    order_type = r.str()
-    lmt_price = r.float()
-    aux_price = r.float()
-    tif = r.str()
-    oca_group = r.str()
-    account = r.str()
-    open_close = r.str()
-    origin = r.int()
-    order_ref = r.str()
-    transmit = r.bool()
-    parent_id = r.int()
+    r.text()  # secIdType
+    r.text()  # secId
+    action = r.text()
+    total_quantity = r.double() or 0.0
+    order_type = r.text()
+    lmt_price = r.double()
+    aux_price = r.double()
+    tif = r.text()
+    oca_group = r.text()
+    account = r.text()
+    open_close = r.text()
+    origin = r.integer()
+    order_ref = r.text()
+    transmit = r.flag()
+    parent_id = r.integer()
     r.skip(4)  # blockOrder, sweepToFill, displaySize, triggerMethod
-    outside_rth = r.bool()
-    hidden = r.bool()
+    outside_rth = r.flag()
+    hidden = r.flag()
     leg_prices: tuple[float | None, ...] = ()
     smart_params: tuple[tuple[str, str], ...] = ()
     if contract.sec_type == "BAG":
         legs = [
             ComboLegSpec(
-                con_id=r.int(),
-                ratio=r.int(),
-                action=r.str(),
-                exchange=r.str(),
-                open_close=r.int(),
-                short_sale_slot=r.int(),
-                designated_location=r.str(),
-                exempt_code=r.int(-1),
+                con_id=r.integer(),
+                ratio=r.integer(),
+                action=r.text(),
+                exchange=r.text(),
+                open_close=r.integer(),
+                short_sale_slot=r.integer(),
+                designated_location=r.text(),
+                exempt_code=r.integer(-1),
             )
-            for _ in range(r.int())
+            for _ in range(r.integer())
         ]
         contract = dataclasses.replace(contract, combo_legs=tuple(legs))
-        leg_prices = tuple(r.float() for _ in range(r.int()))
-        smart_params = tuple((r.str(), r.str()) for _ in range(r.int()))
-    r.str()  # deprecated sharesAllocation
-    r.str()  # discretionaryAmt
-    good_after_time = r.str()
-    good_till_date = r.str()
+        leg_prices = tuple(r.double() for _ in range(r.integer()))
+        smart_params = tuple((r.text(), r.text()) for _ in range(r.integer()))
+    r.text()  # deprecated sharesAllocation
+    r.text()  # discretionaryAmt
+    good_after_time = r.text()
+    good_till_date = r.text()
     r.skip(3)  # faGroup, faMethod, faPercentage
     if server_version < 177:
-        r.str()  # faProfile
+        r.text()  # faProfile
     # modelCode, shortSaleSlot, designatedLocation, exemptCode, ocaType, rule80A, settlingFirm,
     # allOrNone, minQty, percentOffset, eTradeOnly, firmQuoteOnly, nbboPriceCap, auctionStrategy,
     # startingPrice, stockRefPrice, delta, stockRangeLower, stockRangeUpper,
     # overridePercentageConstraints, volatility, volatilityType
     r.skip(22)
-    delta_neutral_order_type = r.str()
-    r.str()  # deltaNeutralAuxPrice
+    delta_neutral_order_type = r.text()
+    r.text()  # deltaNeutralAuxPrice
     if delta_neutral_order_type:
         r.skip(8)
     r.skip(4)  # continuousUpdate, referencePriceType, trailStopPrice, trailingPercent
     r.skip(2)  # scaleInitLevelSize, scaleSubsLevelSize
-    increment = r.float()
+    increment = r.double()
     if increment is not None and 0 < increment < UNSET_DOUBLE:
         r.skip(7)
     r.skip(3)  # scaleTable, activeStartTime, activeStopTime
-    if r.str():  # hedgeType
-        r.str()  # hedgeParam
+    if r.text():  # hedgeType
+        r.text()  # hedgeParam
     r.skip(4)  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld
-    if r.bool():  # delta-neutral contract present
+    if r.flag():  # delta-neutral contract present
         r.skip(3)
-    algo_strategy = r.str()
+    algo_strategy = r.text()
     if algo_strategy:
-        r.skip(2 * r.int())
-    r.str()  # algoId
-    what_if = r.bool()
-    r.str()  # orderMiscOptions
+        r.skip(2 * r.integer())
+    r.text()  # algoId
+    what_if = r.flag()
+    r.text()  # orderMiscOptions
     r.skip(3)  # solicited, randomizeSize, randomizePrice
     if order_type in {"PEG BENCH", "PEGBENCH"}:
         r.skip(5)
-    n_conditions = r.int()
+    n_conditions = r.integer()
     if n_conditions:
         for _ in range(n_conditions):
-            cond_type = r.int()
+            cond_type = r.integer()
             if cond_type not in _CONDITION_FIELDS:
                 raise ProtocolError(f"unknown order condition type {cond_type}")
             r.skip(_CONDITION_FIELDS[cond_type])
@@ -442,18 +442,18 @@ def parse_place_order(
     # discretionaryUpToLimitPrice, usePriceMgmtAlgo
     r.skip(19)
     if server_version >= 158:
-        r.str()  # duration
+        r.text()  # duration
     if server_version >= 160:
-        r.str()  # postToAts
+        r.text()  # postToAts
     if server_version >= 162:
-        r.str()  # autoCancelParent
+        r.text()  # autoCancelParent
     if server_version >= 166:
-        r.str()  # advancedErrorOverride
+        r.text()  # advancedErrorOverride
     if server_version >= 169:
-        r.str()  # manualOrderTime
+        r.text()  # manualOrderTime
     if server_version >= 170:
         if contract.exchange == "IBKRATS":
-            r.str()
+            r.text()
         if order_type in {"PEG BEST", "PEGBEST"}:
             r.skip(2)
             if r.fields[r.pos - 1] == "Infinite":

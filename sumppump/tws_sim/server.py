@@ -510,18 +510,21 @@ class SimTWS:
         log.error("startApi received twice on connection %d", conn.id)
 
     def _on_reqMktData(self, conn: _Connection, r: FieldReader) -> None:
-        r.int()  # version
-        req_id = r.int()
+        r.integer()  # version
+        req_id = r.integer()
         wc = r.contract()
         legs = []
         if wc.sec_type == "BAG":
-            legs = [p.ComboLegSpec(r.int(), r.int(), r.str(), r.str()) for _ in range(r.int())]
-        if r.bool():
+            legs = [
+                p.ComboLegSpec(r.integer(), r.integer(), r.text(), r.text())
+                for _ in range(r.integer())
+            ]
+        if r.flag():
             r.skip(3)
-        generic = frozenset(t.strip() for t in r.str().split(",") if t.strip())
-        snapshot = r.bool()
-        r.bool()  # regulatory snapshot
-        r.str()  # options
+        generic = frozenset(t.strip() for t in r.text().split(",") if t.strip())
+        snapshot = r.flag()
+        r.flag()  # regulatory snapshot
+        r.text()  # options
         inst: Instrument | None = None
         combo: WireContract | None = None
         if wc.sec_type == "BAG":
@@ -564,8 +567,8 @@ class SimTWS:
             conn.lines[req_id] = line
 
     def _on_cancelMktData(self, conn: _Connection, r: FieldReader) -> None:
-        r.int()
-        req_id = r.int()
+        r.integer()
+        req_id = r.integer()
         if conn.lines.pop(req_id, None) is not None:
             self.lines.release((conn.id, req_id))
 
@@ -691,8 +694,8 @@ class SimTWS:
         return out
 
     def _on_reqMarketDataType(self, conn: _Connection, r: FieldReader) -> None:
-        r.int()
-        conn.md_type = r.int()
+        r.integer()
+        conn.md_type = r.integer()
 
     def _on_placeOrder(self, conn: _Connection, r: FieldReader) -> None:
         req = p.parse_place_order(r.fields, conn.server_version)
@@ -728,8 +731,8 @@ class SimTWS:
             self.broker.step()
 
     def _on_cancelOrder(self, conn: _Connection, r: FieldReader) -> None:
-        r.int()
-        order_id = r.int()
+        r.integer()
+        order_id = r.integer()
         try:
             self.broker.cancel(conn.client_id, order_id)
         except OrderRejected as exc:
@@ -760,10 +763,10 @@ class SimTWS:
         conn.send(p.completed_orders_end())
 
     def _on_reqExecutions(self, conn: _Connection, r: FieldReader) -> None:
-        r.int()
-        req_id = r.int()
-        client_filter = r.int()
-        acct_filter, _time, symbol, sec_type, _exch, side = (r.str() for _ in range(6))
+        r.integer()
+        req_id = r.integer()
+        client_filter = r.integer()
+        acct_filter, _time, symbol, sec_type, _exch, side = (r.text() for _ in range(6))
         side_code = {"BUY": "BOT", "SELL": "SLD"}.get(side.upper(), "")
         for ex in self.broker.executions:
             if client_filter and ex.order.client_id != client_filter:
@@ -792,8 +795,8 @@ class SimTWS:
         conn.send(p.current_time(int(self.clock.timestamp())))
 
     def _on_reqContractDetails(self, conn: _Connection, r: FieldReader) -> None:
-        r.int()
-        req_id = r.int()
+        r.integer()
+        req_id = r.integer()
         wc = r.contract()
         today = self.clock.now().astimezone(NEW_YORK).date()
         matches = self.catalog.match(wc, today)
@@ -806,11 +809,11 @@ class SimTWS:
         conn.send(p.contract_details_end(req_id))
 
     def _on_reqSecDefOptParams(self, conn: _Connection, r: FieldReader) -> None:
-        req_id = r.int()
-        symbol = r.str()
-        r.str()  # futFopExchange
-        r.str()  # underlying secType
-        con_id = r.int()
+        req_id = r.integer()
+        symbol = r.text()
+        r.text()  # futFopExchange
+        r.text()  # underlying secType
+        con_id = r.integer()
         und = self.catalog.underlying(symbol)
         if und is None or (con_id and con_id != und.con_id):
             conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
@@ -877,9 +880,9 @@ class SimTWS:
         )
 
     def _on_reqAccountUpdates(self, conn: _Connection, r: FieldReader) -> None:
-        r.int()
-        subscribe = r.bool()
-        account_id = r.str() or next(iter(self.broker.accounts))
+        r.integer()
+        subscribe = r.flag()
+        account_id = r.text() or next(iter(self.broker.accounts))
         if not subscribe:
             conn.account_updates = None
             return
@@ -896,10 +899,10 @@ class SimTWS:
         conn.send(p.account_download_end(account_id))
 
     def _on_reqAccountUpdatesMulti(self, conn: _Connection, r: FieldReader) -> None:
-        r.int()
-        req_id = r.int()
-        account = r.str()
-        model = r.str()
+        r.integer()
+        req_id = r.integer()
+        account = r.text()
+        model = r.text()
         ids = list(self.broker.accounts) if account in ("", "All") else [account]
         for account_id in ids:
             if account_id not in self.broker.accounts:
@@ -912,10 +915,10 @@ class SimTWS:
         pass
 
     def _on_reqAccountSummary(self, conn: _Connection, r: FieldReader) -> None:
-        r.int()
-        req_id = r.int()
-        r.str()  # group
-        tags = {t.strip() for t in r.str().split(",") if t.strip()}
+        r.integer()
+        req_id = r.integer()
+        r.text()  # group
+        tags = {t.strip() for t in r.text().split(",") if t.strip()}
         for account_id in self.broker.accounts:
             rows = self._account_rows(account_id)
             for tag, value, currency in rows:
@@ -950,8 +953,8 @@ class SimTWS:
         conn.positions_subscribed = False
 
     def _on_reqPnL(self, conn: _Connection, r: FieldReader) -> None:
-        req_id = r.int()
-        account_id = r.str()
+        req_id = r.integer()
+        account_id = r.text()
         acct = self.broker.accounts.get(account_id)
         if acct is None:
             conn.send(
@@ -964,10 +967,10 @@ class SimTWS:
         )
 
     def _on_reqPnLSingle(self, conn: _Connection, r: FieldReader) -> None:
-        req_id = r.int()
-        account_id = r.str()
-        r.str()
-        con_id = r.int()
+        req_id = r.integer()
+        account_id = r.text()
+        r.text()
+        con_id = r.integer()
         acct = self.broker.accounts.get(account_id)
         pos = acct.positions.get(con_id) if acct else None
         if pos is None:
@@ -1005,11 +1008,11 @@ class SimTWS:
     def _calculate(self, conn: _Connection, r: FieldReader, *, implied: bool) -> None:
         from .market import bsm_greeks, implied_vol
 
-        r.int()
-        req_id = r.int()
+        r.integer()
+        req_id = r.integer()
         inst = self._instrument(r.contract())
-        value = r.float() or 0.0
-        under = r.float() or 0.0
+        value = r.double() or 0.0
+        under = r.double() or 0.0
         if not isinstance(inst, OptionContract):
             conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
             return
@@ -1019,15 +1022,15 @@ class SimTWS:
         conn.send(self._option_computation(req_id, 13, vol, greeks, under))
 
     def _on_reqHistoricalData(self, conn: _Connection, r: FieldReader) -> None:
-        req_id = r.int()
+        req_id = r.integer()
         wc = r.contract()
-        r.bool()  # includeExpired
-        end_text = r.str()
-        bar_size = r.str()
-        duration = r.str()
-        use_rth = r.bool()
-        what = r.str()
-        format_date = r.int(1)
+        r.flag()  # includeExpired
+        end_text = r.text()
+        bar_size = r.text()
+        duration = r.text()
+        use_rth = r.flag()
+        what = r.text()
+        format_date = r.integer(1)
         inst = self._instrument(wc)
         if inst is None:
             conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
@@ -1056,12 +1059,12 @@ class SimTWS:
         return {s: u.long_name for s, u in self.catalog.underlyings.items()}
 
     def _on_reqHistoricalNews(self, conn: _Connection, r: FieldReader) -> None:
-        req_id = r.int()
-        con_id = r.int()
-        providers = {c for c in r.str().split("+") if c}
-        r.str()  # start
-        r.str()  # end
-        total = r.int(10)
+        req_id = r.integer()
+        con_id = r.integer()
+        providers = {c for c in r.text().split("+") if c}
+        r.text()  # start
+        r.text()  # end
+        total = r.integer(10)
         inst = self.catalog.by_con_id(con_id, self.clock.now().date())
         if inst is None:
             conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
@@ -1078,9 +1081,9 @@ class SimTWS:
         conn.send(p.historical_news_end(req_id, len(items) > total))
 
     def _on_reqNewsArticle(self, conn: _Connection, r: FieldReader) -> None:
-        req_id = r.int()
-        r.str()  # provider
-        article_id = r.str()
+        req_id = r.integer()
+        r.text()  # provider
+        article_id = r.text()
         found = self.news.article(article_id, self._universe_names(), self.clock.now())
         if found is None:
             conn.send(p.error(req_id, 10172, f"Failed to request news article: {article_id}"))
