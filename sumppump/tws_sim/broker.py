@@ -960,7 +960,9 @@ class Broker:
                 pos.avg_cost = price * mult
         acct.cash += (-1 if buy else 1) * quantity * price * mult - commission
         self._exec_seq += 1
-        cum = sum(e.shares for e in self.executions if e.order is order and e.instrument is inst)
+        earlier = [e for e in self.executions if e.order is order and e.instrument is inst]
+        cum = sum(e.shares for e in earlier) + quantity
+        avg = (sum(e.shares * e.price for e in earlier) + quantity * price) / cum
         return Execution(
             exec_id=self._exec_id(),
             order=order,
@@ -970,8 +972,8 @@ class Broker:
             shares=quantity,
             price=price,
             time=now,
-            cum_qty=cum + quantity,
-            avg_price=price,
+            cum_qty=cum,
+            avg_price=round(avg, 6),
             commission=commission,
             realized_pnl=realized,
         )

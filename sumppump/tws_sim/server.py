@@ -202,7 +202,10 @@ class SimTWS:
         self.pacer = HistoricalPacer(self.stats)
         self.entitlement_state = Entitlement()
         self.requests: list[RecordedRequest] = []
-        self.handshakes: list[str] = []  # client version ranges offered, e.g. "v157..178"
+        self.handshakes: list[str] = []
+        self._response_delays: dict[
+            str, float
+        ] = {}  # client version ranges offered, e.g. "v157..178"
         self.orders_received: list[ReceivedOrder] = []
         self.stalled = False
         self.link_up = True
@@ -344,16 +347,25 @@ class SimTWS:
             await self._resume.wait()
             if not fields:
                 continue
-            self._record(conn, fields, client_id)
-            try:
-                self._dispatch(conn, fields)
-            except ProtocolError as exc:
-                self.stats.protocol_errors += 1
-                log.error("cannot parse %s from client %d: %s", fields[:2], client_id, exc)
+            name = self._record(conn, fields, client_id)
+            delay = self._response_delays.get(name)
+            if delay:
+                asyncio.get_running_loop().call_later(delay, self._dispatch_safely, conn, fields)
+            else:
+                self._dispatch_safely(conn, fields)
             with contextlib.suppress(ConnectionError):
                 await conn.writer.drain()
 
-    def _record(self, conn: _Connection, fields: list[str], client_id: int) -> None:
+    def _dispatch_safely(self, conn: _Connection, fields: list[str]) -> None:
+        if conn.writer.is_closing():
+            return  # a delayed request whose client has gone
+        try:
+            self._dispatch(conn, fields)
+        except ProtocolError as exc:
+            self.stats.protocol_errors += 1
+            log.error("cannot parse %s from client %d: %s", fields[:2], conn.client_id, exc)
+
+    def _record(self, conn: _Connection, fields: list[str], client_id: int) -> str:
         try:
             msg_id = int(fields[0])
         except ValueError:
@@ -365,6 +377,7 @@ class SimTWS:
                 self.clock.now(), time.time(), conn.id, client_id, msg_id, name, tuple(fields)
             )
         )
+        return name
 
     def _dispatch(self, conn: _Connection, fields: list[str]) -> None:
         msg_id = int(fields[0])
@@ -1155,6 +1168,14 @@ class SimTWS:
                     conn.lines.pop(req_id)
                     self.lines.release((conn.id, req_id))
         self._broadcast(p.error(-1, code, ERROR_TEXTS[code]))
+
+    def delay_responses(self, request_name: str, seconds: float | None) -> None:
+        """Answer requests of one kind (e.g. "reqContractDetails", "reqHistoricalData") only after
+        ``seconds`` of wall time; None or 0 answers them at once again."""
+        if seconds:
+            self._response_delays[request_name] = seconds
+        else:
+            self._response_delays.pop(request_name, None)
 
     def reject_next_order(
         self, code: int = 201, text: str | None = None, advanced_json: str = ""

@@ -159,3 +159,14 @@ async def test_not_entitled_history_still_works_but_unknown_contract_is_200(ib: 
             Stock("ZZZZ", "SMART", "USD"), "", "1 M", "1 day", "TRADES", True
         )
     assert caught.value.code == 200
+
+
+async def test_delayed_responses_of_one_request_kind(sim: SimTWS, ib: IB) -> None:
+    sim.delay_responses("reqContractDetails", 0.3)
+    pending = asyncio.ensure_future(ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD")))
+    now = await ib.reqCurrentTimeAsync()  # other requests are not held up
+    assert now is not None and not pending.done()
+    [stock] = await asyncio.wait_for(pending, 2.0)
+    assert stock.conId == 265598
+    sim.delay_responses("reqContractDetails", None)
+    await asyncio.wait_for(ib.qualifyContractsAsync(Stock("MSFT", "SMART", "USD")), 0.2)
