@@ -1,0 +1,192 @@
+"""The MCP surface in memory (fastmcp Client) against the embedded simulated TWS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import Client
+
+from sumppump.mcp_server import Service, create_app
+
+pytestmark = pytest.mark.anyio
+
+TOOLS = {
+    "get_status",
+    "get_quote",
+    "get_options_chain",
+    "get_market_stats",
+    "get_price_history",
+    "get_news",
+    "get_account",
+    "get_positions",
+    "get_open_orders",
+    "suggest_strikes",
+    "calculate_strategy",
+    "execute_trade",
+    "set_stop_loss",
+    "cancel_order",
+    "close_position",
+    "modify_order",
+    "roll_position",
+}
+READ_ONLY = TOOLS - {"execute_trade", "cancel_order"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[Client[Any]]:
+    app = create_app(simulated=True, cache_dir=tmp_path)
+    async with Client(app) as client:
+        client.service = app.state  # type: ignore[attr-defined]
+        yield client
+
+
+async def call(client: Client[Any], name: str, **args: Any) -> dict[str, Any]:
+    result = await client.call_tool(name, args, raise_on_error=False)
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+async def test_every_tool_is_listed_with_annotations_and_only_execution_is_destructive(
+    client: Client[Any],
+) -> None:
+    tools = {tool.name: tool for tool in await client.list_tools()}
+    assert set(tools) == TOOLS
+    for name, tool in tools.items():
+        ann = tool.annotations
+        assert ann is not None, name
+        assert ann.read_only_hint is (name in READ_ONLY), name
+        assert ann.destructive_hint is (name not in READ_ONLY), name
+        assert ann.open_world_hint is True
+        assert tool.description
+    assert tools["execute_trade"].annotations.read_only_hint is False  # type: ignore[union-attr]
+
+
+async def test_read_tools_answer_structured_results_labelled_simulated(
+    client: Client[Any],
+) -> None:
+    status = await call(client, "get_status")
+    assert status["environment"] == "SIMULATED"
+    assert status["connection"]["state"] == "connected"
+    quote = await call(client, "get_quote", symbol="aapl")
+    assert quote["contract"]["symbol"] == "AAPL"
+    assert quote["quote"]["bid"] <= quote["quote"]["ask"]
+    chain = await call(client, "get_options_chain", symbol="AAPL", strikes_each_side="3", right="c")
+    assert chain["environment"] == "SIMULATED"
+    assert len(chain["rows"]) == 6
+    assert {row["right"] for row in chain["rows"]} == {"C"}
+    assert all(row["greeks_source"] == "ib_model" for row in chain["rows"])
+    assert chain["summary"].startswith("AAPL ")
+    account = await call(client, "get_account")
+    assert account["net_liquidation"] > 0
+    positions = await call(client, "get_positions")
+    assert positions["positions"]
+    orders = await call(client, "get_open_orders")
+    assert orders["orders"] == []
+    history = await call(client, "get_price_history", symbol="MSFT", duration="1 M")
+    assert len(history["bars"]) >= 15
+    stats = await call(client, "get_market_stats", symbol="MSFT")
+    assert stats["hist_vol_20d"] is not None
+
+
+async def test_news_is_wrapped_as_untrusted_text(client: Client[Any]) -> None:
+    news = await call(client, "get_news", symbol="AAPL", limit="3")
+    assert news["untrusted"] is True
+    assert "untrusted" in news["notice"].lower()
+    assert news["headlines"] and all("untrusted_text" in h for h in news["headlines"])
+    assert "UNTRUSTED" in news["summary"]
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "code"),
+    [
+        ("get_quote", {"symbol": "ZZZZ"}, "UNKNOWN_SYMBOL"),
+        ("get_quote", {"symbol": 5}, "INVALID_ARGUMENT"),
+        ("get_quote", {"symbol": "AAPL; DROP"}, "INVALID_ARGUMENT"),
+        ("get_options_chain", {"symbol": "AAPL", "expiry": "2026-13-45"}, "INVALID_ARGUMENT"),
+        ("get_options_chain", {"symbol": "AAPL", "expiry": "2026-12-05"}, "INVALID_ARGUMENT"),
+        ("get_options_chain", {"symbol": "AAPL", "strikes_each_side": 500}, "INVALID_ARGUMENT"),
+        ("get_price_history", {"symbol": "AAPL", "bar_size": "2 years"}, "INVALID_ARGUMENT"),
+        ("get_news", {"symbol": "AAPL", "limit": "lots"}, "INVALID_ARGUMENT"),
+    ],
+)
+async def test_bad_input_gets_a_structured_error_never_a_traceback(
+    client: Client[Any], tool: str, args: dict[str, Any], code: str
+) -> None:
+    result = await client.call_tool(tool, args, raise_on_error=False)
+    assert result.is_error
+    assert result.structured_content is not None
+    error = result.structured_content["error"]
+    assert error["code"] == code
+    assert error["message"] and error["hint"]
+    assert "Traceback" not in result.content[0].text  # type: ignore[union-attr]
+
+
+async def test_unlisted_expiry_names_the_nearest_listed_ones(client: Client[Any]) -> None:
+    result = await client.call_tool(
+        "get_options_chain", {"symbol": "AAPL", "expiry": "2026-12-05"}, raise_on_error=False
+    )
+    assert result.structured_content is not None
+    assert "2026-12-04" in result.structured_content["error"]["hint"]
+
+
+async def test_a_killed_actor_still_gets_a_structured_answer_and_recovers(
+    client: Client[Any],
+) -> None:
+    service: Service = client.service  # type: ignore[attr-defined]
+    assert service.tree is not None
+    outcomes: list[dict[str, Any]] = []
+
+    async def ask() -> None:
+        result = await client.call_tool(
+            "get_options_chain", {"symbol": "NVDA"}, raise_on_error=False
+        )
+        assert result.structured_content is not None
+        outcomes.append(result.structured_content)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask)
+        await anyio.sleep(0.05)
+        service.tree.root.kill("broker/chain_cache")
+    assert outcomes[0].get("error", {}).get("code") in (None, "SERVICE_UNAVAILABLE")
+    chain = await call(client, "get_options_chain", symbol="NVDA")
+    assert chain["rows"]
+
+
+async def test_when_the_root_gives_up_every_tool_answers_service_unavailable(
+    client: Client[Any],
+) -> None:
+    service: Service = client.service  # type: ignore[attr-defined]
+    assert service.tree is not None
+    pricing = service.tree.refs.pricing
+    for generation in range(1, 5):  # the root allows 3 restarts in 60 s; the 4th escalates
+        while (pricing.generation < generation or not pricing.alive) and service.failure is None:
+            await anyio.sleep(0.01)
+        if service.failure is not None:
+            break
+        service.tree.root.kill("pricing")
+    with anyio.fail_after(5):
+        while service.failure is None:
+            await anyio.sleep(0.01)
+    for tool, args in [("get_status", {}), ("get_quote", {"symbol": "AAPL"})]:
+        result = await client.call_tool(tool, args, raise_on_error=False)
+        assert result.is_error
+        assert result.structured_content is not None
+        assert result.structured_content["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+async def test_trading_tools_are_honest_placeholders_until_wired(client: Client[Any]) -> None:
+    result = await client.call_tool(
+        "execute_trade", {"preview_id": "x", "confirm_text": "y"}, raise_on_error=False
+    )
+    assert result.is_error
+    assert result.structured_content is not None
+    assert result.structured_content["error"]["code"] == "NOT_IMPLEMENTED"
