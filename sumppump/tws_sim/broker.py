@@ -29,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .catalog import Catalog, Instrument, OptionContract, Underlying
+from .catalog import Catalog, Instrument, OptionContract, Underlying, min_tick
 from .clock import (
     NEW_YORK,
     SimClock,
@@ -201,6 +201,10 @@ class BrokerListener(Protocol):
     def order_filled(self, order: SimOrder, executions: list[Execution]) -> None: ...
 
     def order_error(self, order: SimOrder, code: int, text: str) -> None: ...
+
+
+def _conforms(price: float, tick: float) -> bool:
+    return abs(round(price / tick) * tick - price) < 1e-6
 
 
 def _opt_commission(contracts: float) -> float:
@@ -513,6 +517,14 @@ class Broker:
             raise OrderRejected(201, "Order rejected - reason:Stop price is missing")
         acct = self.account(req.account)
         contract, inst, legs = self._resolve(req)
+        if inst is not None:
+            for price in (req.lmt_price, req.aux_price):
+                if price is not None and not _conforms(price, min_tick(inst, abs(price))):
+                    raise OrderRejected(
+                        110,
+                        "The price does not conform to the minimum price variation for this "
+                        "contract.",
+                    )
         delta = self._delta(req.action, req.total_quantity, inst, legs)
         needed = self.required_level(acct, delta)
         if needed > acct.options_level:

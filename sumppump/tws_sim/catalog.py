@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from .clock import liquid_hours, trading_hours
 from .protocol import ContractDetailsView, WireContract
 
-__all__ = ["Catalog", "Instrument", "OptionContract", "Underlying"]
+__all__ = [
+    "MARKET_RULES",
+    "Catalog",
+    "Instrument",
+    "OptionContract",
+    "Underlying",
+    "market_rule_id",
+    "min_tick",
+]
 
 _OPTION_BASE = 1_000_000_000
 
@@ -107,6 +115,31 @@ class OptionContract:
 
 
 Instrument = Underlying | OptionContract
+
+MARKET_RULES: dict[int, tuple[tuple[float, float], ...]] = {
+    26: ((0.0, 0.01),),  # stocks
+    32: ((0.0, 0.01), (3.0, 0.05)),  # penny-pilot options: 0.01 below $3, 0.05 from $3
+    33: ((0.0, 0.01),),  # options quoted in pennies throughout (SPY)
+}
+"""Price increments by market rule id: (low edge, increment) pairs, as reqMarketRule gives."""
+
+_PENNY_THROUGHOUT = frozenset({"SPY"})
+
+
+def market_rule_id(inst: Underlying | OptionContract) -> int:
+    if isinstance(inst, Underlying):
+        return 26
+    return 33 if inst.symbol in _PENNY_THROUGHOUT else 32
+
+
+def min_tick(inst: Underlying | OptionContract, price: float) -> float:
+    """The price increment that applies to ``inst`` at ``price``."""
+    tick = 0.01
+    for low_edge, increment in MARKET_RULES[market_rule_id(inst)]:
+        if price >= low_edge - 1e-9:
+            tick = increment
+    return tick
+
 
 # symbol, conId (IB's real ones), primary exchange, name, industry, category, type, price, iv,
 # strike step near the money, weeklies
@@ -428,7 +461,7 @@ class Catalog:
                 agg_group=1,
                 under_symbol="",
                 under_sec_type="",
-                market_rule_ids=",".join(["26"] * 14),
+                market_rule_ids=",".join(["26"] * len(STOCK_EXCHANGES.split(","))),
                 real_expiration_date="",
                 stock_type=inst.stock_type,
                 min_size=1.0,
@@ -454,7 +487,9 @@ class Catalog:
             agg_group=2,
             under_symbol=und.symbol,
             under_sec_type="STK",
-            market_rule_ids=",".join(["32"] * 19),
+            market_rule_ids=",".join(
+                [str(market_rule_id(inst))] * len(OPTION_EXCHANGES.split(","))
+            ),
             real_expiration_date=inst.expiry,
             stock_type="",
         )

@@ -26,7 +26,7 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .catalog import Catalog, OptionContract, Underlying
+from .catalog import Catalog, OptionContract, Underlying, min_tick
 from .clock import NEW_YORK, SimClock, is_trading_day, session_bounds
 from .protocol import Bar
 
@@ -398,11 +398,12 @@ class MarketModel:
         atm = self.iv_level(opt.symbol, now.astimezone(NEW_YORK).date())
         x = abs(math.log(opt.strike / spot)) / (atm * math.sqrt(max(t, 2.0 / 365.0)))
         spread = (0.02 + 0.012 * theo) * (1.0 + 0.5 * x)
-        bid = _round_tick(theo - spread / 2, 0.01, up=False)
-        ask = _round_tick(theo + spread / 2, 0.01, up=True)
+        raw_bid, raw_ask = theo - spread / 2, theo + spread / 2
+        bid = _round_tick(raw_bid, min_tick(opt, raw_bid), up=False)
+        ask = _round_tick(raw_ask, min_tick(opt, raw_ask), up=True)
         if bid <= 0:
             bid = 0.0
-        ask = max(ask, bid + 0.01, 0.01)
+        ask = max(ask, round(bid + min_tick(opt, bid), 2), 0.01)
         minute = int(now.timestamp() // 60)
         liquidity = math.exp(-0.5 * x * x / 4.0)
         oi = round(100 + 20000 * liquidity * (0.3 + _stable_unit(self.seed, opt.con_id, "oi")))

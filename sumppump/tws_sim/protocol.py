@@ -1180,6 +1180,33 @@ def commission_report(
     ]
 
 
+def market_rule(rule_id: int, increments: Sequence[tuple[float, float]]) -> list[Field]:
+    fields: list[Field] = [93, rule_id, len(increments)]
+    for low_edge, increment in increments:
+        fields += [low_edge, increment]
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSample:
+    con_id: int
+    symbol: str
+    sec_type: str
+    primary_exchange: str
+    currency: str
+    derivative_sec_types: tuple[str, ...]
+    description: str
+
+
+def symbol_samples(req_id: int, samples: Sequence[SymbolSample]) -> list[Field]:
+    """symbolSamples (message 79); description and issuerId exist at >= 176."""
+    fields: list[Field] = [79, req_id, len(samples)]
+    for s in samples:
+        fields += [s.con_id, s.symbol, s.sec_type, s.primary_exchange, s.currency]
+        fields += [len(s.derivative_sec_types), *s.derivative_sec_types, s.description, ""]
+    return fields
+
+
 def pnl(req_id: int, daily: float, unrealized: float, realized: float) -> list[Field]:
     return [94, req_id, daily, unrealized, realized]
 

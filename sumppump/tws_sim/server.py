@@ -24,7 +24,7 @@ from typing import Any
 
 from . import protocol as p
 from .broker import AccountSpec, Broker, Execution, OrderRejected, SimOrder
-from .catalog import Catalog, Instrument, OptionContract, Underlying
+from .catalog import MARKET_RULES, Catalog, Instrument, OptionContract, Underlying
 from .clock import NEW_YORK, SimClock, is_regular_session
 from .faults import ERROR_TEXTS, Entitlement
 from .limits import HistoricalPacer, LineLimiter, MessageRateLimiter, SimStats
@@ -73,6 +73,8 @@ REQUEST_NAMES: dict[int, str] = {
     93: "cancelPnL",
     94: "reqPnLSingle",
     95: "cancelPnLSingle",
+    81: "reqMatchingSymbols",
+    91: "reqMarketRule",
     99: "reqCompletedOrders",
 }
 
@@ -1065,6 +1067,28 @@ class SimTWS:
         start = bars[0].date
         conn.send(p.historical_data(req_id, start, end.strftime("%Y%m%d %H:%M:%S"), bars))
 
+    def _on_reqMarketRule(self, conn: _Connection, r: FieldReader) -> None:
+        rule_id = r.integer()
+        increments = MARKET_RULES.get(rule_id)
+        if increments is None:
+            conn.send(
+                p.error(-1, 321, f"Error validating request:-'bd' : Invalid market rule {rule_id}")
+            )
+            return
+        conn.send(p.market_rule(rule_id, increments))
+
+    def _on_reqMatchingSymbols(self, conn: _Connection, r: FieldReader) -> None:
+        req_id = r.integer()
+        pattern = r.text().strip().upper()
+        samples = [
+            p.SymbolSample(
+                u.con_id, u.symbol, "STK", u.primary_exchange, "USD", ("OPT",), u.long_name
+            )
+            for u in self.catalog.underlyings.values()
+            if pattern and (u.symbol.startswith(pattern) or pattern in u.long_name)
+        ]
+        conn.send(p.symbol_samples(req_id, samples[:16]))
+
     def _on_reqNewsProviders(self, conn: _Connection, r: FieldReader) -> None:
         conn.send(p.news_providers(PROVIDERS))
 
@@ -1200,6 +1224,16 @@ class SimTWS:
         """Market-data permissions: live off -> 354 for live requests, 10167 + delayed ticks
         for reqMarketDataType(3); delayed off too -> 10168."""
         self.entitlement_state = Entitlement(live=live, delayed=delayed)
+
+    def press_transmit(self, order_ref: str) -> bool:
+        """What the person does in TWS for an order sent with ``transmit=False``: transmit it.
+        Returns False if no such untransmitted working order exists."""
+        for order in self.broker.orders.values():
+            if order.order_ref == order_ref and order.is_active and not order.transmit:
+                order.transmit = True
+                self.broker.step()
+                return True
+        return False
 
     def set_price(self, symbol: str, price: float | None) -> None:
         """Pin an underlying's price (None: back to the random walk)."""

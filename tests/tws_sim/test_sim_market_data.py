@@ -241,3 +241,21 @@ async def test_option_calculators(ib: IB) -> None:
     assert priced is not None and priced.optPrice > 0
     implied = await ib.calculateImpliedVolatilityAsync(opt, priced.optPrice, 225.0)
     assert implied is not None and implied.impliedVol == pytest.approx(0.3, abs=1e-4)
+
+
+async def test_market_rules_give_the_option_price_increments(ib: IB) -> None:
+    [details] = await ib.reqContractDetailsAsync(Option("AAPL", "20261218", 225, "C", "SMART"))
+    rule_id = int(details.marketRuleIds.split(",")[0])
+    increments = await ib.reqMarketRuleAsync(rule_id)
+    assert [(i.lowEdge, i.increment) for i in increments] == [(0.0, 0.01), (3.0, 0.05)]
+    [t] = await ib.reqTickersAsync(details.contract)
+    for price in (t.bid, t.ask):
+        tick = 0.05 if price >= 3 else 0.01
+        assert abs(round(price / tick) * tick - price) < 1e-9
+
+
+async def test_matching_symbols(ib: IB) -> None:
+    found = await ib.reqMatchingSymbolsAsync("AA")
+    assert found is not None
+    assert [(d.contract.symbol, d.derivativeSecTypes) for d in found] == [("AAPL", ["OPT"])]
+    assert found[0].contract.description == "APPLE INC"

@@ -424,3 +424,30 @@ async def test_a_restart_on_the_same_port_keeps_the_broker_state(sim: SimTWS, co
     assert {p.contract.symbol: p.position for p in again.positions()}["SPY"] == 3
     completed = await again.reqCompletedOrdersAsync(False)
     assert [c.order.orderRef for c in completed] == ["before-restart"]
+
+
+async def test_option_price_off_the_tick_is_error_110(ib: IB) -> None:
+    call = await option(ib, 200)  # deep in the money: priced above $3, 0.05 increments
+    trade = ib.placeOrder(call, LimitOrder("BUY", 1, 23.02))
+    await wait_for_status(trade, "Cancelled")
+    assert trade.log[-1].errorCode == 110
+    cheap = await option(ib, 270)  # far out of the money: below $3, penny increments
+    [t] = await ib.reqTickersAsync(cheap)
+    assert t.ask < 3
+    ok = ib.placeOrder(cheap, LimitOrder("BUY", 1, round(t.bid + 0.01, 2)))
+    await wait_for_status(ok, "Submitted", "Filled")
+
+
+async def test_untransmitted_order_waits_for_the_person_in_tws(sim: SimTWS, ib: IB) -> None:
+    call = await option(ib, 225)
+    [t] = await ib.reqTickersAsync(call)
+    trade = ib.placeOrder(
+        call, LimitOrder("BUY", 1, t.ask, orderRef="tws-approval", transmit=False)
+    )
+    await wait_for_status(trade, "PreSubmitted")
+    await sim.step()
+    await settle()
+    assert trade.orderStatus.status == "PreSubmitted" and not trade.fills
+    assert sim.press_transmit("tws-approval")
+    await wait_for_status(trade, "Filled")
+    assert not sim.press_transmit("tws-approval")

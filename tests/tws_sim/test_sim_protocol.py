@@ -465,3 +465,16 @@ def test_place_order_parse_of_a_default_order_at_every_field() -> None:
         5.0,
         0,
     )
+
+
+def test_market_rule_and_symbol_samples_decode() -> None:
+    rule_id, increments = decode(p.market_rule(32, [(0.0, 0.01), (3.0, 0.05)])).only("marketRule")
+    assert rule_id == 32 and [(i.lowEdge, i.increment) for i in increments] == [
+        (0.0, 0.01),
+        (3.0, 0.05),
+    ]
+    sample = p.SymbolSample(265598, "AAPL", "STK", "NASDAQ", "USD", ("OPT", "WAR"), "APPLE INC")
+    req_id, [description] = decode(p.symbol_samples(6, [sample])).only("symbolSamples")
+    assert req_id == 6 and description.contract.conId == 265598
+    assert description.derivativeSecTypes == ["OPT", "WAR"]
+    assert description.contract.description == "APPLE INC"
