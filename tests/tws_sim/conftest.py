@@ -3,23 +3,13 @@ test on any ib_async decode error (pitfall P1), a running simulator and a connec
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from ib_async import IB
 
 from sumppump.tws_sim import SimTWS
-
-# Wrapper log lines that mean the simulator sent something ib_async could not match or parse.
-_WRAPPER_SYMPTOMS = (
-    "Unknown reqId",
-    "No order found",
-    "unhandled value",
-    "malformed value",
-    "Error handling fields",
-    "Error for ",
-)
+from sumppump.tws_sim.testing import DecodeErrorGuard, strict_ib_async_decoding
 
 
 @pytest.fixture
@@ -27,35 +17,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class DecodeErrorGuard(logging.Handler):
-    """Collects ERROR records that show a decoding problem in ib_async."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self.problems: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if record.name == "ib_async.Decoder" or any(s in message for s in _WRAPPER_SYMPTOMS):
-            self.problems.append(f"{record.name}: {message}")
-
-
 @pytest.fixture(autouse=True)
 def decode_guard() -> Iterator[DecodeErrorGuard]:
-    guard = DecodeErrorGuard()
-    logger = logging.getLogger("ib_async")
-    logger.addHandler(guard)
-    try:
+    """Every test fails if ib_async could not decode something the simulator sent (P1)."""
+    with strict_ib_async_decoding() as guard:
         yield guard
-    finally:
-        logger.removeHandler(guard)
-    assert not guard.problems, f"ib_async decode errors: {guard.problems}"
 
 
 @pytest.fixture
 async def sim() -> AsyncIterator[SimTWS]:
     async with SimTWS(seed=0) as simulator:
         yield simulator
+    # Strict mode: every client message was understood and fully walked.
+    assert simulator.stats.unknown_messages == 0, simulator.stats.requests_by_type
+    assert simulator.stats.protocol_errors == 0
 
 
 class Connector:

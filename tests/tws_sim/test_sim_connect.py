@@ -124,3 +124,12 @@ async def test_pnl_subscriptions_answer(ib: IB) -> None:
     await asyncio.sleep(0.05)
     assert pnl.unrealizedPnL == pytest.approx(sum(p.unrealizedPNL for p in ib.portfolio()), abs=1.0)
     ib.cancelPnL("U1234567")
+
+
+async def test_the_decode_guard_catches_a_malformed_message(
+    sim: SimTWS, ib: IB, decode_guard
+) -> None:
+    sim._broadcast([4, 2, -1, 2104, "error without its advancedOrderRejectJson field"])
+    await ib.reqCurrentTimeAsync()  # the malformed frame was processed before this answer
+    assert any("Error handling fields" in problem for problem in decode_guard.problems)
+    decode_guard.problems.clear()
