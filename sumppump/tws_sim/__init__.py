@@ -45,8 +45,8 @@ A second connection with a client id in use gets 326 and is closed.
 ``sim.stats`` (:class:`SimStats`): ``messages_rate_violations``, ``lines_violations``,
 ``pacing_violations``, ``violations`` (dict), ``total_violations``, ``open_lines``,
 ``max_open_lines``, ``connections_accepted``, ``connections_rejected``, ``forced_disconnects``,
-``unknown_messages``, ``protocol_errors``, ``requests_by_type`` (Counter by request name),
-``errors_sent`` (Counter by error code), ``violation_log``, ``assert_clean()``.
+``unknown_messages``, ``protocol_errors``, ``internal_errors``, ``requests_by_type`` (Counter by
+request name), ``errors_sent`` (Counter by error code), ``violation_log``, ``assert_clean()``.
 
 Run standalone with ``sumppump sim`` or ``python -m sumppump.tws_sim``.
 """

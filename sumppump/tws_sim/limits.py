@@ -33,6 +33,7 @@ class SimStats:
     forced_disconnects: int = 0
     unknown_messages: int = 0
     protocol_errors: int = 0
+    internal_errors: int = 0  # exceptions inside the simulator while answering a request
     requests_by_type: Counter[str] = field(default_factory=Counter)
     errors_sent: Counter[int] = field(default_factory=Counter)
     violation_log: list[str] = field(default_factory=list)
@@ -54,6 +55,7 @@ class SimStats:
         problems = dict(self.violations)
         problems["unknown_messages"] = self.unknown_messages
         problems["protocol_errors"] = self.protocol_errors
+        problems["internal_errors"] = self.internal_errors
         bad = {k: v for k, v in problems.items() if v}
         if bad:
             raise AssertionError(f"simulated TWS saw {bad}: {self.violation_log[-5:]}")

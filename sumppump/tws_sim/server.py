@@ -366,6 +366,10 @@ class SimTWS:
         except ProtocolError as exc:
             self.stats.protocol_errors += 1
             log.error("cannot parse %s from client %d: %s", fields[:2], conn.client_id, exc)
+        except Exception:
+            # A simulator bug must not kill the connection silently: count it (tests assert zero).
+            self.stats.internal_errors += 1
+            log.exception("simulator failed on %s from client %d", fields[:6], conn.client_id)
 
     def _record(self, conn: _Connection, fields: list[str], client_id: int) -> str:
         try:

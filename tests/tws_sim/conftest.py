@@ -31,6 +31,7 @@ async def sim() -> AsyncIterator[SimTWS]:
     # Strict mode: every client message was understood and fully walked.
     assert simulator.stats.unknown_messages == 0, simulator.stats.requests_by_type
     assert simulator.stats.protocol_errors == 0
+    assert simulator.stats.internal_errors == 0
 
 
 class Connector:
