@@ -58,9 +58,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sumppump.demo import main as demo_main
 
             return demo_main()
+        case "serve":
+            return _serve(args)
         case _:
             print(f"sumppump {args.command}: not implemented yet", file=sys.stderr)
             return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sumppump.mcp_server import LocalBearerToken, create_app
+    from sumppump.settings import Settings
+
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["tws_host"] = args.host
+    if args.port and args.transport == "stdio":
+        overrides["tws_port"] = args.port
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    if args.transport == "http":
+        if not settings.http_token:
+            print(
+                "sumppump serve --transport http needs SUMPPUMP_HTTP_TOKEN (a long random "
+                "secret the client sends as a bearer token).",
+                file=sys.stderr,
+            )
+            return 2
+        app = create_app(settings, simulated=args.sim, auth=LocalBearerToken(settings.http_token))
+        # Loopback only, whatever else is configured: this server can place orders.
+        app.run(transport="http", host="127.0.0.1", port=args.port or 8765, show_banner=False)
+        return 0
+    app = create_app(settings, simulated=args.sim)
+    app.run(transport="stdio", show_banner=False)
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import anyio
 import msgspec
 from fastmcp import Context, FastMCP
 from fastmcp.exceptions import ValidationError as FastMCPValidationError
+from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 from mcp.types import CallToolRequestParams, TextContent, ToolAnnotations
@@ -70,7 +72,7 @@ from sumppump.messages.rate_limiter import GetPacingStats, PacingDelayed, Pacing
 from sumppump.settings import Settings
 from sumppump.supervisor import Tree, build_tree
 
-__all__ = ["AccountKind", "Service", "create_app"]
+__all__ = ["AccountKind", "LocalBearerToken", "Service", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -460,12 +462,27 @@ async def _wait_started(runner: asyncio.Task[None], started: asyncio.Event) -> N
 # ---------------------------------------------------------------------- the app
 
 
+class LocalBearerToken(TokenVerifier):
+    """The HTTP transport's one shared secret (``SUMPPUMP_HTTP_TOKEN``), compared in constant
+    time. The server binds 127.0.0.1 only; the token keeps other local programs out."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        if not secrets.compare_digest(token.encode(), self._token.encode()):
+            return None
+        return AccessToken(token="[redacted]", client_id="local", scopes=[])
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     simulated: bool = False,
     sim_seed: int = 7,
     cache_dir: Path | None = None,
+    auth: TokenVerifier | None = None,
 ) -> FastMCP[Any]:
     """Build the FastMCP app. With ``simulated`` the simulated TWS runs in-process on an
     ephemeral 127.0.0.1 port and every answer is labelled SIMULATED."""
@@ -496,6 +513,7 @@ def create_app(
         lifespan=lifespan,
         mask_error_details=True,
         middleware=[StructuredArgumentErrors()],
+        auth=auth,
     )
     app.state = service  # type: ignore[attr-defined]
 

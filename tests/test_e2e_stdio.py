@@ -1,0 +1,116 @@
+"""End to end: `sumppump serve --sim` as a subprocess, driven over stdio by the fastmcp Client."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def transport(tmp_path: Path) -> StdioTransport:
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "SUMPPUMP_AUDIT_PATH": str(tmp_path / "audit.jsonl"),
+    }
+    return StdioTransport(
+        command=sys.executable,
+        args=["-m", "sumppump", "serve", "--sim"],
+        env=env,
+        keep_alive=False,
+    )
+
+
+async def test_serve_sim_over_stdio_answers_tools_and_exits_cleanly(tmp_path: Path) -> None:
+    with anyio.fail_after(60):
+        async with Client(transport(tmp_path)) as client:
+            tools = await client.list_tools()
+            assert len(tools) == 17
+            status = await client.call_tool("get_status", {})
+            assert status.structured_content is not None
+            assert status.structured_content["environment"] == "SIMULATED"
+            chain = await client.call_tool(
+                "get_options_chain", {"symbol": "AAPL", "strikes_each_side": 2}
+            )
+            data: dict[str, Any] = chain.structured_content or {}
+            assert len(data["rows"]) == 8
+            bad = await client.call_tool("get_quote", {"symbol": "ZZZZ"}, raise_on_error=False)
+            assert bad.is_error
+
+
+def test_stdout_carries_only_protocol_messages_and_eof_ends_the_process(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    requests = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "test", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "get_quote", "arguments": {"symbol": "MSFT"}},
+        },
+    ]
+    stderr_log = (tmp_path / "stderr.log").open("w")
+    with (
+        stderr_log,
+        subprocess.Popen(
+            [sys.executable, "-m", "sumppump", "serve", "--sim"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr_log,
+            env=env,
+            text=True,
+        ) as proc,
+    ):
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            answers: dict[int, dict[str, Any]] = {}
+            for request in requests:
+                proc.stdin.write(json.dumps(request) + "\n")
+                proc.stdin.flush()
+                if "id" not in request:
+                    continue
+                while request["id"] not in answers:
+                    line = proc.stdout.readline()
+                    assert line, "the server closed stdout early"
+                    message = json.loads(line)  # every stdout line is a JSON-RPC message
+                    assert message["jsonrpc"] == "2.0"
+                    if "id" in message:
+                        answers[message["id"]] = message
+            assert len(answers[2]["result"]["tools"]) == 17
+            assert answers[3]["result"]["structuredContent"]["environment"] == "SIMULATED"
+            proc.stdin.close()  # the client goes away: the server must exit by itself
+            proc.wait(timeout=20)
+            rest = proc.stdout.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0
+    for line in rest.splitlines():
+        assert json.loads(line)["jsonrpc"] == "2.0"
