@@ -341,8 +341,9 @@ class MarketModel:
 
     # --- quotes ---------------------------------------------------------------------------------
 
-    def stock_quote(self, symbol: str) -> StockQuote:
-        now = self.clock.now()
+    def stock_quote(self, symbol: str, when: dt.datetime | None = None) -> StockQuote:
+        """The quote at ``when`` (default now; delayed data asks for 15 minutes ago)."""
+        now = when or self.clock.now()
         spot = self.spot(symbol, now)
         half = max(0.01, round(spot * 0.0001, 2)) / 2
         bid = _round_tick(spot - half, 0.01, up=False)
@@ -380,19 +381,22 @@ class MarketModel:
         _open, expiry_close = session_bounds(opt.expiry_date)
         return max(0.0, (expiry_close - when).total_seconds() / _YEAR_SECONDS)
 
-    def option_vol(self, opt: OptionContract, spot: float, t: float) -> float:
+    def option_vol(
+        self, opt: OptionContract, spot: float, t: float, when: dt.datetime | None = None
+    ) -> float:
         """Smile in standardised moneyness x = ln(K/S) / (atm * sqrt(T)): puts richer than calls."""
-        day = self.clock.now().astimezone(NEW_YORK).date()
+        day = (when or self.clock.now()).astimezone(NEW_YORK).date()
         atm = self.iv_level(opt.symbol, day) * (1.0 + 0.08 * (math.sqrt(max(t, 1 / 365) * 12) - 1))
         x = math.log(opt.strike / spot) / (atm * math.sqrt(max(t, 2.0 / 365.0)))
         smile = 1.0 - 0.08 * x + 0.025 * x * x
         return atm * min(2.5, max(0.6, smile))
 
-    def option_quote(self, opt: OptionContract) -> OptionQuote:
-        now = self.clock.now()
+    def option_quote(self, opt: OptionContract, when: dt.datetime | None = None) -> OptionQuote:
+        """The quote at ``when`` (default now; delayed data asks for 15 minutes ago)."""
+        now = when or self.clock.now()
         spot = self.spot(opt.symbol, now)
         t = self.time_to_expiry(opt, now)
-        vol = self.option_vol(opt, spot, t)
+        vol = self.option_vol(opt, spot, t, now)
         model = bsm_greeks(spot, opt.strike, t, vol, opt.right)
         theo = model.price
         atm = self.iv_level(opt.symbol, now.astimezone(NEW_YORK).date())
@@ -513,7 +517,7 @@ class MarketModel:
         if isinstance(inst, Underlying):
             return spot
         t = self.time_to_expiry(inst, when)
-        return bsm_price(spot, inst.strike, t, self.option_vol(inst, spot, t), inst.right)
+        return bsm_price(spot, inst.strike, t, self.option_vol(inst, spot, t, when), inst.right)
 
     def _daily_bars(
         self, inst: Underlying | OptionContract, start: dt.datetime, end: dt.datetime, what: str

@@ -78,6 +78,7 @@ REQUEST_NAMES: dict[int, str] = {
     99: "reqCompletedOrders",
 }
 
+DELAY = dt.timedelta(minutes=15)
 _DELAYED = {1: 66, 2: 67, 4: 68, 0: 69, 3: 70, 5: 71, 8: 74, 6: 72, 7: 73, 9: 75, 14: 76}
 _DELAYED_GREEKS = {10: 80, 11: 81, 12: 82, 13: 83}
 
@@ -646,7 +647,9 @@ class SimTWS:
         )
 
     def _tick_values(self, line: _Line) -> list[tuple[tuple[str, int], Any]]:
-        now_epoch = str(int(self.clock.timestamp()))
+        # Delayed data is the world as it was 15 minutes ago, like IB's delayed feed.
+        when = self.clock.now() - (DELAY if line.delayed else dt.timedelta(0))
+        now_epoch = str(int(when.timestamp()))
         out: list[tuple[tuple[str, int], Any]] = []
         inst = line.instrument
         gen = line.generic_ticks
@@ -664,7 +667,7 @@ class SimTWS:
             out += [(("price", 1), (round(bid, 2), 1.0)), (("price", 2), (round(ask, 2), 1.0))]
             return out
         if isinstance(inst, Underlying):
-            q = self.market.stock_quote(inst.symbol)
+            q = self.market.stock_quote(inst.symbol, when)
             out += [
                 (("price", 1), (q.bid, q.bid_size)),
                 (("price", 2), (q.ask, q.ask_size)),
@@ -689,7 +692,7 @@ class SimTWS:
             if "236" in gen:
                 out.append((("generic", 46), 3.0))
             return out
-        oq = self.market.option_quote(inst)
+        oq = self.market.option_quote(inst, when)
         out += [
             (("price", 1), (oq.bid, oq.bid_size)),
             (("price", 2), (oq.ask, oq.ask_size)),

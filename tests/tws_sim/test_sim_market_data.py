@@ -259,3 +259,24 @@ async def test_matching_symbols(ib: IB) -> None:
     assert found is not None
     assert [(d.contract.symbol, d.derivativeSecTypes) for d in found] == [("AAPL", ["OPT"])]
     assert found[0].contract.description == "APPLE INC"
+
+
+async def test_delayed_data_is_the_market_fifteen_minutes_earlier(sim: SimTWS, ib: IB) -> None:
+    from sumppump.tws_sim import DEFAULT_START, SimClock
+
+    [stock] = await ib.qualifyContractsAsync(Stock("NVDA", "SMART", "USD"))
+    [live] = await ib.reqTickersAsync(stock)
+    later = SimClock(DEFAULT_START + dt.timedelta(minutes=15))
+    async with SimTWS(seed=0, clock=later) as delayed_sim:
+        delayed_sim.entitlement(live=False, delayed=True)
+        client = IB()
+        try:
+            await client.connectAsync("127.0.0.1", delayed_sim.port, clientId=9, timeout=2)
+            client.reqMarketDataType(3)
+            [delayed] = await client.reqTickersAsync(stock)
+            # The market has moved in those 15 minutes, so the comparison below means something.
+            assert delayed_sim.market.stock_quote("NVDA").last != live.last
+        finally:
+            client.disconnect()
+    assert delayed.marketDataType == 3
+    assert (delayed.bid, delayed.ask, delayed.last) == (live.bid, live.ask, live.last)
