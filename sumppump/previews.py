@@ -40,6 +40,7 @@ __all__ = [
     "is_preview_id",
     "money",
     "new_preview_id",
+    "option_price_tick",
     "order_digest",
     "price_multiplier",
     "replace_order_ref",
@@ -120,6 +121,14 @@ def structure_mid(order: OrderSpec, quotes: Iterable[Quote]) -> float | None:
             return None
         total += (1 if leg.action == "BUY" else -1) * leg.ratio * mid
     return round(total, 6)
+
+
+def option_price_tick(price: float) -> float:
+    """A price increment every common US option market rule accepts at ``price``: 0.05 below
+    $3 and 0.10 from $3 (the non-penny rule; penny-pilot names also accept these). Used for
+    prices we compute ourselves (stops, fresh previews) when the contract's own rule is not at
+    hand."""
+    return 0.10 if abs(price) >= 3.0 - 1e-9 else 0.05
 
 
 def slippage_allowance(reference: float, max_slippage: float, tick: float) -> float:
@@ -271,6 +280,8 @@ class Preview:
     expires_mono: float
     expires_wall: float
     warnings: tuple[str, ...] = ()
+    commission: float = 0.0
+    shares_held_used: int = 0
 
     @property
     def expires_at(self) -> str:
@@ -342,6 +353,8 @@ class PreviewStore:
         replaces_order_ref: str = "",
         warnings: tuple[str, ...] = (),
         ttl_s: float | None = None,
+        commission: float = 0.0,
+        shares_held_used: int = 0,
     ) -> Preview:
         """Store ``order`` under a fresh id (its ``order_ref`` becomes the id) and return it.
 
@@ -391,6 +404,8 @@ class PreviewStore:
             expires_mono=now_mono + ttl,
             expires_wall=now_wall + ttl,
             warnings=warnings,
+            commission=commission,
+            shares_held_used=shares_held_used,
         )
         self._open[preview_id] = preview
         while len(self._open) > self.max_open:

@@ -111,6 +111,9 @@ class CreatePreview(Command, frozen=True, kw_only=True):
       the slippage check at execute time compares the structure's mid against it.
     * ``epoch``: the connection epoch the quotes and contracts came from.
     * ``replaces_order_ref``: for ``kind="modify"``, the order being changed.
+    * ``commission`` (the what-if estimate, dollars) and ``shares_held_used`` (held shares the
+      order's short calls rely on) are passed to the risk re-check at execute time
+      (``RecheckOrder``), together with the trading hours of the fresh quote.
 
     Reply: :class:`PreviewCreated`, or :class:`ExecutionRefused` (``INVALID_ARGUMENT``) when the
     order is malformed (no legs, quantity < 1, non-positive limit on a single leg, order_ref set,
@@ -133,6 +136,8 @@ class CreatePreview(Command, frozen=True, kw_only=True):
     min_tick: float = 0.01
     replaces_order_ref: str = ""
     warnings: tuple[str, ...] = ()
+    commission: float = 0.0
+    shares_held_used: int = 0
 
 
 class PreviewCreated(Reply, frozen=True, kw_only=True):
@@ -365,10 +370,15 @@ class GetBreaker(Command, frozen=True, kw_only=True):
 
 
 class BreakerState(Reply, frozen=True, kw_only=True):
+    """The circuit breaker, and whether execution accepts orders now (``ready``: reconciled
+    for the current connection epoch ``reconciled_epoch``)."""
+
     open: bool
     consecutive_rejections: int
     threshold: int
     last_rejection: str = ""
+    ready: bool = False
+    reconciled_epoch: int | None = None
 
 
 class VoidSymbol(Command, frozen=True, kw_only=True):
