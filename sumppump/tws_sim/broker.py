@@ -358,7 +358,8 @@ class Broker:
         self, quantities: dict[int, float], instruments: dict[int, tuple[Instrument, float]]
     ) -> list[tuple[OptionContract, float, str]]:
         """Pair every short option with cover: 'stock', 'debit' (long option of the same type and
-        expiry with a better strike), 'credit:<width>' (long with a worse strike) or 'naked'."""
+        expiry with a better strike), 'credit:<width>' (a long with a worse strike, or a later
+        expiry: level-3 spreads) or 'naked'."""
         shares: dict[str, float] = {}
         longs: list[list[Any]] = []  # [long option, contracts still free to cover]
         shorts: list[tuple[OptionContract, float]] = []
@@ -398,12 +399,16 @@ class Broker:
                         if short.right == "C"
                         else (inst.strike >= short.strike)
                     )
-                    if (kind == "debit") != better:
+                    # Level 2 covers only same-expiry debit spreads; a worse strike (credit
+                    # spread) or a later expiry (calendar / diagonal) is a level-3 spread.
+                    is_debit = better and inst.expiry == short.expiry
+                    if (kind == "debit") != is_debit:
                         continue
                     used = min(avail, left)
                     entry[1] -= used
                     left -= used
-                    label = "debit" if better else f"credit:{abs(inst.strike - short.strike)}"
+                    width = 0.0 if better else abs(inst.strike - short.strike)
+                    label = "debit" if is_debit else f"credit:{width}"
                     result.append((short, used, label))
                     if left <= 0:
                         break

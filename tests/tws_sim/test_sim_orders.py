@@ -451,3 +451,17 @@ async def test_untransmitted_order_waits_for_the_person_in_tws(sim: SimTWS, ib: 
     assert sim.press_transmit("tws-approval")
     await wait_for_status(trade, "Filled")
     assert not sim.press_transmit("tws-approval")
+
+
+async def test_level_two_refuses_a_calendar_spread() -> None:
+    sim, client = await _client_with_level(2, stocks={})
+    try:
+        near = await option(client, 230)
+        [far] = await client.qualifyContractsAsync(Option("AAPL", "20270115", 230, "C", "SMART"))
+        calendar = bull_call_spread(far, near)  # buy the later expiry, sell the nearer one
+        with pytest.raises(RequestError) as caught:
+            await client.whatIfOrderAsync(calendar, LimitOrder("BUY", 1, 3.0))
+        assert "PERMISSION LEVEL 3" in caught.value.message
+    finally:
+        client.disconnect()
+        await sim.stop()
