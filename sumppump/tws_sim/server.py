@@ -25,7 +25,7 @@ from typing import Any
 from . import protocol as p
 from .broker import AccountSpec, Broker, Execution, OrderRejected, SimOrder
 from .catalog import MARKET_RULES, Catalog, Instrument, OptionContract, Underlying
-from .clock import NEW_YORK, SimClock, is_regular_session
+from .clock import NEW_YORK, SimClock
 from .faults import ERROR_TEXTS, Entitlement
 from .limits import HistoricalPacer, LineLimiter, MessageRateLimiter, SimStats
 from .market import BarRequestError, Greeks, MarketModel
@@ -561,9 +561,8 @@ class SimTWS:
         ent = self.entitlement_state
         live_requested = conn.md_type in (1, 2)
         if ent.live:
-            delayed, data_type = False, conn.md_type if live_requested else 1
-            if data_type == 1 and not is_regular_session(self.clock.now()):
-                data_type = 2 if conn.md_type == 2 else 1
+            # Live entitlement answers every type with live data; frozen stays frozen.
+            delayed, data_type = False, 2 if conn.md_type in (2, 4) else 1
         elif live_requested:
             code = 354 if ent.delayed else 10089
             conn.send(p.error(req_id, code, ERROR_TEXTS[code]))
