@@ -1,0 +1,124 @@
+"""Chain fetch benchmark against the simulated TWS with IB's limits on.
+
+For a 32-option window (8 strikes each side, both rights) and a 200-option window, measures:
+cold (empty contract cache), warm (conIds from the on-disk cache, fresh process state) and a
+repeat call within the quote TTL. The reference is the floor set by TWS's 50 msg/s: the
+messages the fetch sent ÷ 50, measured in the same run.
+
+Run: ``.venv/bin/python bench/chain.py``. Writes ``bench/results/chain.json``.
+Targets (issue 5): cold ≤ 1.25 × floor + the simulator's quote latency; warm 32-option window
+≤ 1.5 s; repeat within the TTL ≤ 50 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sumppump.messages.chain_cache import Chain, GetChain
+from sumppump.messages.connection import ConnectionState, GetConnectionState
+from sumppump.settings import Settings
+from sumppump.supervisor import Tree, build_tree
+from sumppump.tws_sim import SimTWS
+
+RESULTS = Path(__file__).resolve().parent / "results" / "chain.json"
+WINDOWS = {"32": ("AAPL", 8), "200": ("SPY", 50)}
+
+
+async def connected_tree(sim: SimTWS, cache: Path) -> tuple[Tree, anyio.abc.TaskGroup]:
+    settings = Settings(tws_port=sim.port, connect_timeout_s=2.0)
+    tree = build_tree(settings, today=lambda: sim.clock.now().date(), cache_dir=cache)
+    tg = anyio.create_task_group()
+    await tg.__aenter__()
+    await tg.start(tree.root.run)
+    while True:
+        state = await tree.refs.connection.call(GetConnectionState(), timeout=2)
+        if isinstance(state, ConnectionState) and state.state == "connected":
+            break
+        await anyio.sleep(0.01)
+    await anyio.sleep(1.2)  # let the handshake's burst leave the rate window
+    return tree, tg
+
+
+async def timed_chain(tree: Tree, sim: SimTWS, symbol: str, each_side: int) -> dict[str, Any]:
+    before = len(sim.requests)
+    started = time.perf_counter()
+    chain = await tree.refs.chain_cache.call(
+        GetChain(symbol=symbol, strikes_each_side=each_side), timeout=29
+    )
+    elapsed = time.perf_counter() - started
+    assert isinstance(chain, Chain), chain
+    messages = len(sim.requests) - before
+    floor = messages / 50.0
+    return {
+        "seconds": elapsed,
+        "options": len(chain.rows),
+        "partial": chain.partial,
+        "messages_sent": messages,
+        "floor_seconds_at_50_per_s": floor,
+        "ratio_to_floor": elapsed / floor if floor else None,
+    }
+
+
+async def run() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with SimTWS(seed=3) as sim:
+        for label, (symbol, each_side) in WINDOWS.items():
+            cache = Path(tempfile.mkdtemp(prefix="sumppump-bench-"))
+            tree, tg = await connected_tree(sim, cache)
+            cold = await timed_chain(tree, sim, symbol, each_side)
+            repeat = await timed_chain(tree, sim, symbol, each_side)
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            tree, tg = await connected_tree(sim, cache)  # fresh actors, conIds from disk
+            warm = await timed_chain(tree, sim, symbol, each_side)
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+            out[label] = {"symbol": symbol, "cold": cold, "warm": warm, "repeat": repeat}
+        out["simulator"] = {
+            "violations": sim.stats.violations,
+            "max_open_lines": sim.stats.max_open_lines,
+        }
+    return out
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    results = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
+        "targets": {"cold_ratio_to_floor": 1.25, "warm_32_seconds": 1.5, "repeat_seconds": 0.05},
+        "windows": anyio.run(run),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{'window':>7} {'phase':>7} {'seconds':>8} {'msgs':>5} {'floor s':>8} {'ratio':>6}")
+    for label in WINDOWS:
+        for phase in ("cold", "warm", "repeat"):
+            r = results["windows"][label][phase]
+            ratio = "—" if r["ratio_to_floor"] is None else f"{r['ratio_to_floor']:.2f}"
+            print(
+                f"{label:>7} {phase:>7} {r['seconds']:8.3f} {r['messages_sent']:5d} "
+                f"{r['floor_seconds_at_50_per_s']:8.2f} {ratio:>6}"
+            )
+    print(f"simulator: {results['windows']['simulator']}")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
