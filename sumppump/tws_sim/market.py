@@ -24,7 +24,6 @@ import math
 import random
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
 
 from .catalog import Catalog, OptionContract, Underlying, min_tick
 from .clock import NEW_YORK, SimClock, is_trading_day, session_bounds
@@ -208,6 +207,7 @@ class MarketModel:
             sym: {self._anchor: und.price} for sym, und in catalog.underlyings.items()
         }
         self._overrides: dict[str, float] = {}
+        self._paths: dict[tuple[str, dt.date], tuple[float, ...]] = {}
 
     # --- the walk -------------------------------------------------------------------------------
 
@@ -259,9 +259,15 @@ class MarketModel:
                 closes[d] = value
         return closes[day]
 
-    @lru_cache(maxsize=4096)  # noqa: B019 - one model per simulator, bounded cache
     def _session_path(self, symbol: str, day: dt.date) -> tuple[float, ...]:
-        """Prices at the 79 five-minute nodes of ``day``'s regular session."""
+        """Prices at the 79 five-minute nodes of ``day``'s regular session (cached)."""
+        key = (symbol, day)
+        cached = self._paths.get(key)
+        if cached is None:
+            cached = self._paths[key] = self._make_session_path(symbol, day)
+        return cached
+
+    def _make_session_path(self, symbol: str, day: dt.date) -> tuple[float, ...]:
         und = self.catalog.underlyings[symbol]
         prev_close = self.close(symbol, self._previous_trading_day(day))
         close = self.close(symbol, day)
