@@ -1,50 +1,129 @@
-"""``sumppump demo``: a scripted session against the simulated TWS, printed as a transcript.
+"""``sumppump demo``: a scripted conversation against the simulated TWS, printed as a transcript.
 
-Until the MCP tools land, the demo starts the supervision tree and shows what each actor
-answers; actors that are not built yet say so (``NotImplementedYet``) rather than invent data.
+It drives the real MCP server (in memory, through the fastmcp Client) exactly as Claude Desktop
+would: every line below "tool" is what a tool answered. Steps whose tools are not built yet say
+so — the demo never invents a result.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
 import anyio
+from fastmcp import Client
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table
 
-from sumppump.messages.common import NotImplementedYet, Ping, Pong
-from sumppump.settings import Settings
-from sumppump.supervisor import build_tree
+from sumppump.mcp_server import create_app
 
 __all__ = ["main"]
 
 
-async def _tour(console: Console) -> None:
-    tree = build_tree(Settings())
-    async with anyio.create_task_group() as tg:
-        await tg.start(tree.root.run)
-        table = Table(title="SumpPump supervision tree")
-        table.add_column("actor")
-        table.add_column("generation", justify="right")
-        table.add_column("answers")
-        for name in ("rate_limiter", "pricing", "connection", "chain_cache", "risk", "execution"):
-            ref = getattr(tree.refs, name)
-            reply = await ref.call(Ping(), timeout=2)
-            match reply:
-                case Pong():
-                    answer = "ping → pong"
-                case NotImplementedYet(detail=detail):
-                    answer = f"not implemented yet {detail}".strip()
-                case _:
-                    answer = type(reply).__name__
-            table.add_row(name, str(ref.generation), answer)
-        console.print(table)
-        tg.cancel_scope.cancel()
+@dataclass
+class Step:
+    said: str
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+def _chain_table(data: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{data['symbol']} {data['expiry']} ({data['data_type']}, {data['environment']})",
+        show_lines=False,
+    )
+    for col in ("strike", "right", "bid", "ask", "mid", "iv", "delta", "theta", "OI", "greeks"):
+        table.add_column(col, justify="right")
+    for row in data["rows"]:
+        table.add_row(
+            f"{row['strike']:g}",
+            row["right"],
+            _f(row["bid"]),
+            _f(row["ask"]),
+            _f(row["mid"]),
+            _f(row["iv"], pct=True),
+            _f(row["delta"], digits=3),
+            _f(row["theta"], digits=3),
+            _f(row["open_interest"], digits=0),
+            row["greeks_source"] or "—",
+        )
+    return table
+
+
+def _f(value: float | None, *, digits: int = 2, pct: bool = False) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.1f}%" if pct else f"{value:,.{digits}f}"
+
+
+async def _conversation(console: Console, out_dir: Path) -> int:
+    app = create_app(simulated=True, cache_dir=out_dir / "cache")
+    steps = [
+        Step("Is everything connected?", "get_status"),
+        Step("What is Apple trading at?", "get_quote", {"symbol": "AAPL"}),
+        Step(
+            "Show me AAPL's options for next week.",
+            "get_options_chain",
+            {"symbol": "AAPL", "strikes_each_side": 4},
+        ),
+        Step("How volatile has it been?", "get_market_stats", {"symbol": "AAPL"}),
+        Step("Any news?", "get_news", {"symbol": "AAPL", "limit": 3}),
+        Step(
+            "I'm bullish. What would a trade look like?",
+            "suggest_strikes",
+            {"symbol": "AAPL", "outlook": "bullish"},
+        ),
+        Step("What do I hold?", "get_positions"),
+    ]
+    failures = 0
+    async with Client(app) as client:
+        for step in steps:
+            console.print(f"\n[bold cyan]You:[/] {step.said}")
+            console.print(f"[dim]→ {step.tool}({json.dumps(step.args)})[/]")
+            result = await client.call_tool(step.tool, step.args, raise_on_error=False)
+            data = result.structured_content or {}
+            if result.is_error:
+                error = data.get("error", {})
+                style = "yellow" if error.get("code") == "NOT_IMPLEMENTED" else "red"
+                if style == "red":
+                    failures += 1
+                console.print(
+                    Panel(
+                        f"{error.get('code')}: {error.get('message')}\n[dim]{error.get('hint')}[/]",
+                        border_style=style,
+                    )
+                )
+                continue
+            if step.tool == "get_options_chain":
+                console.print(_chain_table(data))
+            console.print(Panel(data.get("summary", ""), title="SumpPump", border_style="green"))
+            for block in result.content:
+                if getattr(block, "type", "") == "image":
+                    path = out_dir / "payoff.png"
+                    path.write_bytes(base64.b64decode(block.data))  # type: ignore[union-attr]
+                    console.print(f"[green]payoff chart saved to {path}[/]")
+    return failures
 
 
 def main() -> int:
-    console = Console()
+    console = Console(width=110)
     console.print(
-        "[bold]SumpPump demo[/bold] — the conversational flow (chain → strategy → "
-        "confirm → fill → stop loss) arrives with the MCP tools; for now, the tree:"
+        Panel(
+            "SumpPump demo — a conversation with the [bold]SIMULATED[/] TWS. "
+            "Nothing here reaches a broker.",
+            border_style="magenta",
+        )
     )
-    anyio.run(_tour, console)
-    return 0
+    out_dir = Path(tempfile.mkdtemp(prefix="sumppump-demo-"))
+    started = time.perf_counter()
+    failures = anyio.run(_conversation, console, out_dir)
+    console.print(
+        f"\n[dim]demo finished in {time.perf_counter() - started:.1f}s; files in {out_dir}[/]"
+    )
+    return 1 if failures else 0

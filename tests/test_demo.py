@@ -1,0 +1,24 @@
+"""`sumppump demo` runs the scripted conversation against the simulator and exits 0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_the_conversation_and_exits_zero(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "sumppump", "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "SIMULATED" in done.stdout
+    assert "get_options_chain" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
