@@ -384,6 +384,9 @@ class RiskActor(Actor):
             what_if_init_margin_change=result.init_margin_change if result else None,
             what_if_commission=result.commission if result else None,
             switched_from=legs_reply.switched_from,
+            order_max_loss=_order_max_loss(analysis),
+            shares_held_used=built.coverage.held_shares_used,
+            stock=legs_reply.stock,
         )
 
     def _build(

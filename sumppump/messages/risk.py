@@ -22,7 +22,7 @@ from typing import Any, Literal
 import msgspec
 
 from sumppump.messages.base import Command, Reply
-from sumppump.messages.common import DataType
+from sumppump.messages.common import DataType, StockContract
 from sumppump.messages.connection import PositionInfo
 from sumppump.messages.orders import OrderSpec
 from sumppump.strategies.analysis import StrategyAnalysis
@@ -138,6 +138,9 @@ class StrategyAnalysed(Reply, frozen=True, kw_only=True):
     epoch: int
     data_type: DataType
     notes: tuple[str, ...] = ()  # how the structure was built (shares held or bought, …)
+    order_max_loss: float | None = None  # the loss this order adds: RecheckOrder.max_loss
+    shares_held_used: int = 0  # held shares its short calls rely on: RecheckOrder's too
+    stock: StockContract | None = None  # the underlying, with its trading hours and time zone
     what_if_init_margin_change: float | None = None
     what_if_commission: float | None = None
     switched_from: str | None = None

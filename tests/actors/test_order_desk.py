@@ -379,13 +379,16 @@ async def test_order_whose_ack_was_lost_is_found_by_ref_after_reconnect_and_sent
 ) -> None:
     [(call, quote)] = await options(h, [225.0])
     order = spec("ref-lost", (option_leg(call, "BUY"),), 1, limit_price=quote.ask)
-    sim.stall()  # TWS stops answering: the order is read but never acknowledged
+    # TWS processes the order but its replies never leave: the socket goes before the ack.
+    # (``stalled`` alone holds replies; ``stall()`` would also stop TWS reading the order.)
+    sim.stalled = True
     reply = await h.connection.call(PlaceOrder(spec=order), timeout=1.5)
     assert isinstance(reply, OrderUnacknowledged)
     assert reply.order_ref == "ref-lost" and reply.order_id > 0
+    assert len(placed(sim, "ref-lost")) == 1  # it did reach TWS
 
     sim.drop_connections()
-    sim.resume()  # the order reached TWS just before the socket went
+    sim.stalled = False
     await h.wait_for(lambda e: isinstance(e, ConnectionUp) and e.epoch == 2)
     book = await h.connection.call(FetchOrderBook(), timeout=5)
     assert isinstance(book, OrderBook)

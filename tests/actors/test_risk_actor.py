@@ -201,6 +201,8 @@ async def test_covered_call_on_the_held_shares_sells_only_the_calls(tmp_path: Pa
     )
     assert check(reply, RISK_SHARE) == "passed"  # selling calls on held shares adds no risk
     assert reply.analysis.held_shares_included == 200
+    assert reply.shares_held_used == 200 and reply.order_max_loss == 0.0
+    assert reply.stock is not None and reply.stock.liquid_hours
 
 
 async def test_covered_call_without_shares_becomes_a_buy_write_the_simulator_fills(
@@ -362,9 +364,10 @@ async def test_recheck_passes_then_fails_when_the_limits_tighten(tmp_path: Path)
         analysed = await h.analyse("bull_call_spread", (220.0, 230.0), quantity=2)
         assert isinstance(analysed, StrategyAnalysed)
         a = analysed.analysis
+        assert analysed.order_max_loss == a.max_loss_with_commission  # no held shares
         recheck = RecheckOrder(
             order=analysed.order,
-            max_loss=a.max_loss_with_commission,
+            max_loss=analysed.order_max_loss,
             debit=a.net_debit_total,
             commission=a.commission.total,
         )
