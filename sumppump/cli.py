@@ -60,6 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_main()
         case "serve":
             return _serve(args)
+        case "doctor":
+            from sumppump.doctor import main as doctor_main
+
+            return doctor_main(args.host, args.port)
+        case "install-claude":
+            from sumppump.claude_config import main as install_main
+
+            return install_main(args.dry_run)
         case _:
             print(f"sumppump {args.command}: not implemented yet", file=sys.stderr)
             return 2
