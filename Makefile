@@ -25,6 +25,9 @@ soak: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/actors.py
+	$(PY) bench/pricing.py
+	$(PY) bench/strategies.py
+	$(PY) bench/chain.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sumppump tests bench
