@@ -281,10 +281,10 @@ class RiskActor(Actor):
         )
 
     async def _fresh_account(self) -> _Account:
-        """The account, reloaded when stale; ``NotConnected`` (passed through) when it cannot
-        be loaded at all."""
-        if self._account.stale or not self._account.refreshed_at:
-            await self._refresh()
+        """The account, reloaded (the connection answers from ib_async's live account
+        subscription, without a TWS round trip); the last one when the reload fails but one was
+        loaded; ``NotConnected`` (passed through) when none could be loaded at all."""
+        await self._refresh()
         if not self._account.refreshed_at:
             raise _Outcome(NotConnected(reason="the account could not be loaded from TWS"))
         return self._account

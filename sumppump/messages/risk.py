@@ -86,7 +86,7 @@ class AnalyseStrategy(Command, frozen=True, kw_only=True):
 
     symbol: str
     strategy: str
-    expiry: str | None
+    expiry: str | None = None
     strikes: tuple[float, ...] = ()
     quantity: int = 1
     limit_price: float | None = None

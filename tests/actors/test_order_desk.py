@@ -399,3 +399,26 @@ async def test_order_whose_ack_was_lost_is_found_by_ref_after_reconnect_and_sent
     again = await h.connection.call(PlaceOrder(spec=order), timeout=5)
     assert isinstance(again, OrderRejected) and again.code == 0  # never sent twice
     assert len(placed(sim, "ref-lost")) == 1
+
+
+async def test_a_price_off_the_tick_is_rejected_with_110(sim: SimTWS, h: BrokerHarness) -> None:
+    [(call, quote)] = await options(h, [225.0])
+    assert quote.ask is not None
+    order = spec("ref-tick", (option_leg(call, "BUY"),), 1, limit_price=round(quote.ask + 0.003, 3))
+    reply = await h.connection.call(PlaceOrder(spec=order), timeout=5)
+
+    assert isinstance(reply, OrderRejected) and reply.code == 110
+    assert "minimum price variation" in reply.message
+    assert not [o for o in sim.broker.orders.values() if o.order_ref == "ref-tick" and o.is_active]
+
+
+async def test_orders_are_refused_while_not_connected(sim: SimTWS, h: BrokerHarness) -> None:
+    [(call, quote)] = await options(h, [225.0])
+    await sim.refuse_connections()
+    sim.drop_connections()
+    await h.wait_for(lambda e: type(e).__name__ == "ConnectionDown")
+    order = spec("ref-offline", (option_leg(call, "BUY"),), 1, limit_price=quote.ask)
+    reply = await h.connection.call(PlaceOrder(spec=order), timeout=5)
+
+    assert type(reply).__name__ == "NotConnected"
+    assert not placed(sim, "ref-offline")
