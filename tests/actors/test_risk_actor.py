@@ -22,6 +22,7 @@ from sumppump.actors.risk import RiskActor
 from sumppump.actors.runtime import Ref
 from sumppump.messages.base import Message
 from sumppump.messages.chain_cache import ExpiryNotListed
+from sumppump.messages.common import NoSuchContract
 from sumppump.messages.connection import ConnectionUp
 from sumppump.messages.orders import FillReported, OrderPlaced, PlaceOrder
 from sumppump.messages.risk import (
@@ -231,12 +232,12 @@ async def test_covered_call_without_shares_becomes_a_buy_write_the_simulator_fil
 
 
 async def test_shares_already_covering_a_short_call_are_not_used_again(tmp_path: Path) -> None:
-    async with risk_harness(tmp_path) as h:
+    async with risk_harness(tmp_path, max_risk_pct=50.0) as h:
         first = await h.analyse("covered_call", (240.0,), quantity=2)
         assert isinstance(first, StrategyAnalysed)
+        assert len(first.order.legs) == 1  # on the 200 shares held
         placed = await h.connection.call(
-            PlaceOrder(spec=msgspec.structs.replace(first.order, order_ref="cc1")),
-            timeout=5,
+            PlaceOrder(spec=msgspec.structs.replace(first.order, order_ref="cc1")), timeout=5
         )
         assert isinstance(placed, OrderPlaced)
         with anyio.fail_after(5):  # the fill refreshes risk's positions
@@ -248,14 +249,11 @@ async def test_shares_already_covering_a_short_call_are_not_used_again(tmp_path:
                 await anyio.sleep(0.02)
         second = await h.analyse("covered_call", (245.0,), quantity=1)
 
-    assert isinstance(second, (StrategyAnalysed, RiskRejected))
-    analysis = second.analysis
-    assert analysis is not None
-    order_legs = second.order.legs if isinstance(second, StrategyAnalysed) else ()
-    assert analysis.held_shares_included == 0  # all 200 shares are committed
-    assert any(lp.leg.right == "STK" and lp.leg.action == "BUY" for lp in analysis.legs)
-    if order_legs:
-        assert order_legs[0].sec_type == "STK"
+    assert isinstance(second, StrategyAnalysed), second
+    assert second.analysis.held_shares_included == 0 and second.shares_held_used == 0
+    stock, call = second.order.legs  # the 200 shares are taken: a buy-write
+    assert (stock.sec_type, stock.action, stock.ratio) == ("STK", "BUY", 100)
+    assert (call.action, call.strike) == ("SELL", 245.0)
 
 
 # ---------------------------------------------------------------------- refusals
@@ -312,10 +310,15 @@ async def test_level3_structure_is_refused_before_anything_is_priced(tmp_path: P
     assert whatifs == []
 
 
-async def test_an_expiry_that_is_not_listed_is_passed_through(tmp_path: Path) -> None:
+async def test_unlisted_expiry_and_unknown_symbol_are_passed_through(tmp_path: Path) -> None:
     async with risk_harness(tmp_path) as h:
-        reply = await h.analyse("long_call", (225.0,), expiry="2026-12-17")
-    assert isinstance(reply, ExpiryNotListed) and reply.requested == "2026-12-17"
+        unlisted = await h.analyse("long_call", (225.0,), expiry="2026-12-17")
+        unknown = await h.analyse("long_call", (225.0,), symbol="ZZZZ")
+        strike = await h.analyse("long_call", (225.5,))
+    assert isinstance(unlisted, ExpiryNotListed) and unlisted.requested == "2026-12-17"
+    assert isinstance(unknown, NoSuchContract) and unknown.symbol == "ZZZZ"
+    assert isinstance(strike, RiskRejected) and strike.code == "INVALID_ARGUMENT"
+    assert "225.5" in strike.message
 
 
 async def test_delayed_data_fails_closed_on_live_but_only_warns_on_paper(tmp_path: Path) -> None:
