@@ -296,6 +296,9 @@ async def test_cancel_by_order_ref(sim: SimTWS, h: BrokerHarness) -> None:
     assert sim_order.status == "Cancelled"
     unknown = await h.connection.call(CancelOrder(order_ref="no-such-ref"), timeout=5)
     assert isinstance(unknown, OrderRejected)
+    late = await h.connection.call(ModifyOrder(order_id=reply.order_id, spec=order), timeout=5)
+    assert isinstance(late, OrderRejected) and late.code == 0  # a cancelled order stays so
+    assert len(placed(sim, "ref-cancel")) == 1
 
 
 async def test_modify_resends_the_same_order_id_with_the_new_limit(

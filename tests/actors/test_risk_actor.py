@@ -396,3 +396,32 @@ async def test_account_state_matches_the_brokers_books(tmp_path: Path) -> None:
     [aapl] = [p for p in state.positions if p.symbol == "AAPL"]
     assert aapl.quantity == 200 and state.shares_committed_by_open_short_calls == {}
     assert state.refreshed_at > dt.datetime(2026, 1, 1).timestamp() * 1e9
+
+
+async def test_account_goes_stale_when_tws_drops_and_reloads_on_reconnect(
+    tmp_path: Path,
+) -> None:
+    async with risk_harness(tmp_path) as h:
+        await h.sim.refuse_connections()
+        h.sim.drop_connections()
+        await h.wait_for(lambda e: type(e).__name__ == "ConnectionDown")
+        with anyio.fail_after(5):
+            while True:
+                down = await h.risk.call(GetAccountState(), timeout=5)
+                assert isinstance(down, AccountState)
+                if down.stale:
+                    break
+                await anyio.sleep(0.02)
+        refused = await h.analyse("long_call", (225.0,))
+        assert type(refused).__name__ == "NotConnected"
+        await h.sim.accept_connections()
+        await h.wait_for(lambda e: isinstance(e, ConnectionUp) and e.epoch == 2)
+        with anyio.fail_after(5):
+            while True:
+                up = await h.risk.call(GetAccountState(), timeout=5)
+                assert isinstance(up, AccountState)
+                if not up.stale and up.refreshed_at > down.refreshed_at:
+                    break
+                await anyio.sleep(0.02)
+        again = await h.analyse("long_call", (225.0,))
+    assert isinstance(again, StrategyAnalysed) and again.epoch == 2
