@@ -38,7 +38,7 @@ WINDOWS = {"32": ("AAPL", 8), "200": ("SPY", 50)}
 
 async def connected_tree(sim: SimTWS, cache: Path) -> tuple[Tree, anyio.abc.TaskGroup]:
     settings = Settings(tws_port=sim.port, connect_timeout_s=2.0)
-    tree = build_tree(settings, today=lambda: sim.clock.now().date(), cache_dir=cache)
+    tree = build_tree(settings, now=sim.clock.now, cache_dir=cache, simulated=True)
     tg = anyio.create_task_group()
     await tg.__aenter__()
     await tg.start(tree.root.run)

@@ -11,6 +11,7 @@ This module knows nothing of ib_async.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import logging
@@ -18,7 +19,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -29,11 +30,12 @@ from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
-from mcp.types import CallToolRequestParams, TextContent, ToolAnnotations
+from mcp.types import CallToolRequestParams, ImageContent, TextContent, ToolAnnotations
 from pydantic import BeforeValidator, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from sumppump.actors.runtime import ActorDown, CallTimeout, Ref
+from sumppump.charts import PayoffChart, render_payoff_chart
 from sumppump.messages.base import Command, Reply
 from sumppump.messages.chain_cache import (
     Chain,
@@ -55,6 +57,7 @@ from sumppump.messages.common import (
     NoSuchContract,
     NotConnected,
     NotImplementedYet,
+    Quote,
     TwsError,
 )
 from sumppump.messages.connection import (
@@ -68,8 +71,30 @@ from sumppump.messages.connection import (
     Positions,
 )
 from sumppump.messages.errors import ErrorCode, SupervisorGaveUp, ToolError
+from sumppump.messages.execution import (
+    ApprovalContext,
+    CancelByRef,
+    CancelResult,
+    CreatePreview,
+    ExecutePreview,
+    ExecutionRefused,
+    OrderSubmitted,
+    OutcomeUnknown,
+    PrepareStopLoss,
+    PreviewCreated,
+)
 from sumppump.messages.rate_limiter import GetPacingStats, PacingDelayed, PacingStats
+from sumppump.messages.risk import (
+    AnalyseStrategy,
+    CheckResult,
+    QuoteSnapshot,
+    RiskRejected,
+    StrategyAnalysed,
+    StrikeSuggestions,
+    SuggestStrikes,
+)
 from sumppump.settings import Settings
+from sumppump.strategies.analysis import StrategyAnalysis
 from sumppump.supervisor import Tree, build_tree
 
 __all__ = ["AccountKind", "LocalBearerToken", "Service", "create_app"]
@@ -174,11 +199,23 @@ def _schema_of(struct: type[msgspec.Struct]) -> dict[str, Any]:
         "summary": {"type": "string"},
     }
     if defs:
-        top["$defs"] = defs
+        # Structs used directly by the result keep their full schema; those nested deeper are
+        # only said to be objects (the tool listing is read in every conversation: ≤ 25 kB).
+        direct = {ref.rsplit("/", 1)[-1] for ref in _refs(top.get("properties", {}))}
+        top["$defs"] = {k: v if k in direct else {"type": "object"} for k, v in defs.items()}
     return _compact(top)
 
 
-def _compact(node: Any) -> Any:
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def _compact(node: Any, *, top: bool = True) -> Any:
     if isinstance(node, dict):
         options = node.get("anyOf")
         if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
@@ -186,13 +223,42 @@ def _compact(node: Any) -> Any:
             if set(other) == {"type"} and isinstance(other["type"], str):
                 # {"anyOf": [{"type": "number"}, {"type": "null"}]} → {"type": [..., "null"]}
                 rest = {k: v for k, v in node.items() if k != "anyOf"}
-                return _compact({**rest, "type": [other["type"], "null"]})
-        return {
-            k: _compact(v) for k, v in node.items() if k not in ("title", "description", "default")
-        }
+                return _compact({**rest, "type": [other["type"], "null"]}, top=top)
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("title", "description", "default"):
+                continue
+            if key == "required" and not top:
+                continue  # nested objects: the property list says enough
+            if key == "properties" and isinstance(value, dict):
+                # msgspec's union tag ("type": {"enum": ["Chain"]}) is dropped from results
+                value = {k: v for k, v in value.items() if not _is_tag(k, v)}
+                out[key] = {k: _compact(v, top=False) for k, v in value.items()}
+                continue
+            out[key] = _compact(value, top=False)
+        if top and "required" in out:
+            out["required"] = [r for r in out["required"] if r != "type"]
+        return out
     if isinstance(node, list):
-        return [_compact(v) for v in node]
+        return [_compact(v, top=False) for v in node]
     return node
+
+
+def _is_tag(key: str, value: Any) -> bool:
+    return key == "type" and isinstance(value, dict) and set(value) == {"enum"}
+
+
+def _untag(data: Any) -> Any:
+    """Results without msgspec's union tags (they are internal routing, not information)."""
+    if isinstance(data, dict):
+        return {
+            k: _untag(v)
+            for k, v in data.items()
+            if not (k == "type" and isinstance(v, str) and v[:1].isupper())
+        }
+    if isinstance(data, list):
+        return [_untag(v) for v in data]
+    return data
 
 
 def _ok(service: Service, payload: msgspec.Struct, summary: str) -> ToolResult:
@@ -228,7 +294,7 @@ class Service:
     tree: Tree | None = None
     failure: BaseException | None = None
     accounts: tuple[str, ...] = ()
-    today: Callable[[], date] | None = None
+    now: Callable[[], datetime] | None = None
     cache_dir: Path | None = None
     sim_seed: int = 7
     sim: Any = field(default=None, repr=False)
@@ -434,8 +500,10 @@ async def _run_service(service: Service, started: asyncio.Event) -> None:
             service.sim = SimTWS(seed=service.sim_seed)
             await service.sim.start()
             run_settings = run_settings.model_copy(update={"tws_port": service.sim.port})
-            service.today = lambda: service.sim.clock.now().date()
-        service.tree = build_tree(run_settings, today=service.today, cache_dir=service.cache_dir)
+            service.now = service.sim.clock.now
+        service.tree = build_tree(
+            run_settings, now=service.now, cache_dir=service.cache_dir, simulated=service.simulated
+        )
         try:
             await service.tree.root.run(on_started=started.set)
         except SupervisorGaveUp as exc:
@@ -737,9 +805,84 @@ def _num(value: float | None) -> str:
 # ---------------------------------------------------------------------- trading tools
 
 
+class AnalysisResult(msgspec.Struct, kw_only=True):
+    """calculate_strategy's answer: the analysis of the exact order and its preview."""
+
+    symbol: str
+    strategy: str
+    account_id: str
+    account_kind: str
+    analysis: StrategyAnalysis
+    checks: tuple[CheckResult, ...]
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
+    what_if_init_margin_change: float | None
+    what_if_commission: float | None
+    data_type: str
+    preview_id: str | None
+    confirm_text: str | None
+    expires_at: str | None
+
+
+class PreviewResult(msgspec.Struct, kw_only=True):
+    """A stored, single-use preview (stop loss, close, modify, roll)."""
+
+    preview_id: str
+    confirm_text: str
+    expires_at: str
+    kind: str
+    symbol: str
+    max_loss: float | None
+    max_gain: float | None
+    net_debit: float
+    account_kind: str
+    notes: tuple[str, ...]
+
+
+def _quotes_of(snapshot: QuoteSnapshot) -> tuple[Quote, ...]:
+    """The analysis' quotes as the slippage check at execute time wants them."""
+    legs = tuple(
+        Quote(con_id=leg.con_id, bid=leg.bid, ask=leg.ask, ts=leg.ts, data_type=snapshot.data_type)
+        for leg in snapshot.legs
+    )
+    underlying = Quote(
+        con_id=snapshot.underlying_con_id,
+        bid=snapshot.underlying_bid,
+        ask=snapshot.underlying_ask,
+        last=snapshot.underlying_last,
+        ts=snapshot.ts,
+        data_type=snapshot.data_type,
+    )
+    return (*legs, underlying)
+
+
+def _chart_png(symbol: str, strategy: str, analysis: StrategyAnalysis, spot: float | None) -> bytes:
+    profile = analysis.profile
+    return render_payoff_chart(
+        PayoffChart(
+            title=f"{symbol} {strategy.replace('_', ' ')} × {analysis.quantity}",
+            prices=profile.prices,
+            pnl_expiry=profile.at_expiry,
+            pnl_today=profile.today or (),
+            breakevens=analysis.breakevens,
+            max_loss=analysis.max_loss,
+            max_gain=analysis.max_gain,
+            spot=spot,
+        )
+    )
+
+
+def _refusal(code: str, message: str, hint: str) -> _Failure:
+    try:
+        error_code = ErrorCode(code)
+    except ValueError:
+        error_code = ErrorCode.INVALID_ARGUMENT
+    return _Failure(error_code, message, hint)
+
+
 def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
-    """The analysis and order tools. Until the strategy, risk and execution actors are wired
-    they answer NOT_IMPLEMENTED — never an invented analysis or a fake order."""
+    """The analysis and order tools. Close, modify and roll answer NOT_IMPLEMENTED until they
+    are built — never an invented preview."""
 
     def not_yet(what: str) -> ToolResult:
         return _error(
@@ -750,17 +893,54 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             )
         )
 
-    @app.tool(annotations=_read("Suggest Level-2 strategies"))
+    def approval() -> ApprovalContext:
+        return ApprovalContext(mode=service.settings.approval, approved_via="tool")
+
+    @app.tool(
+        annotations=_read("Suggest Level-2 strategies"), output_schema=_schema_of(StrikeSuggestions)
+    )
+    @_tool_body
     async def suggest_strikes(
         symbol: Symbol,
         outlook: Annotated[Literal["bullish", "bearish", "volatile"], BeforeValidator(_lower)],
         expiry: IsoDate = None,
-        target_price: float | None = None,
-        max_debit: float | None = None,
+        target_price: Annotated[float | None, Field(gt=0)] = None,
+        max_debit: Annotated[float | None, Field(gt=0)] = None,
     ) -> ToolResult:
         """Ranked Level-2 candidates (long options, debit spreads, straddles/strangles) with
-        max loss, max gain, breakeven, reward/risk and probability of profit."""
-        return not_yet("suggest_strikes")
+        max loss, max gain, breakeven, reward/risk and probability of profit, per unit."""
+        await connection_state()
+        reply = await service.ask(
+            "risk",
+            SuggestStrikes(
+                symbol=symbol,
+                outlook=outlook,
+                expiry=expiry,
+                target_price=target_price,
+                max_debit=max_debit,
+                limit=6,
+            ),
+        )
+        if isinstance(reply, RiskRejected):
+            raise _refusal(reply.code, reply.message, reply.hint)
+        found = _expect(reply, StrikeSuggestions)
+        lines = "; ".join(
+            f"{c.strategy} {'/'.join(f'{k:g}' for k in c.strikes)}: debit {c.debit:.2f}, "
+            f"max loss ${c.max_loss:,.0f}, PoP {_pct(c.probability_of_profit)}"
+            for c in found.candidates[:4]
+        )
+        summary = (
+            f"{len(found.candidates)} {outlook} ideas on {found.symbol} "
+            f"{found.expiry} (spot {found.spot:,.2f}): {lines}. These are ideas, not "
+            "orders: calculate_strategy previews one."
+        )
+        return _ok(service, found, summary)
+
+    async def connection_state() -> None:
+        state = _expect(
+            await service.ask("connection", GetConnectionState(), timeout=5), ConnectionState
+        )
+        service.accounts = state.accounts or service.accounts
 
     @app.tool(
         annotations=ToolAnnotations(
@@ -769,20 +949,95 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             destructive_hint=False,
             idempotent_hint=False,
             open_world_hint=True,
-        )
+        ),
+        output_schema=_schema_of(AnalysisResult),
     )
+    @_tool_body
     async def calculate_strategy(
         symbol: Symbol,
-        strategy: Annotated[str, BeforeValidator(_lower)],
+        strategy: Annotated[str, BeforeValidator(_lower), Field(max_length=40)],
         expiry: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")],
         strikes: Strikes,
         quantity: Annotated[int, Field(ge=1, le=1000)] = 1,
-        limit_price: float | None = None,
+        limit_price: Annotated[float | None, Field(gt=0)] = None,
         legs: Annotated[list[dict[str, Any]] | None, BeforeValidator(_parse_list)] = None,
     ) -> ToolResult:
-        """Exact max loss, max gain and breakevens for the order that would be placed, with a
-        single-use preview_id and confirm_text. Show them to the person before any order."""
-        return not_yet("calculate_strategy")
+        """Exact max loss, max gain and breakevens of the order that would be placed, account
+        checks, IB what-if, a payoff chart, and a single-use preview_id with confirm_text.
+        Show all of it to the person; only their explicit yes leads to execute_trade."""
+        await connection_state()
+        reply = await service.ask(
+            "risk",
+            AnalyseStrategy(
+                symbol=symbol,
+                strategy=strategy,
+                expiry=expiry,
+                strikes=tuple(strikes),
+                quantity=quantity,
+                limit_price=limit_price,
+                legs=tuple(legs) if legs is not None else None,
+            ),
+        )
+        if isinstance(reply, RiskRejected):
+            raise _refusal(reply.code, reply.message, reply.hint)
+        done = _expect(reply, StrategyAnalysed)
+        analysis = done.analysis
+        preview = await service.ask(
+            "execution",
+            CreatePreview(
+                order=done.order,
+                symbol=symbol,
+                kind="open",
+                strategy=strategy.replace("_", " "),
+                max_loss=analysis.max_loss_with_commission,
+                max_gain=analysis.max_gain,
+                breakevens=analysis.breakevens,
+                net_debit=analysis.limit_price,
+                quote_snapshot=_quotes_of(done.quote_snapshot),
+                underlying_price=done.quote_snapshot.underlying_mid,
+                epoch=done.epoch,
+                account_kind=done.account_kind,
+                min_tick=analysis.tick,
+                warnings=done.warnings,
+                commission=done.what_if_commission or analysis.commission.total,
+                shares_held_used=done.shares_held_used,
+            ),
+        )
+        if isinstance(preview, ExecutionRefused):
+            raise _refusal(preview.code, preview.message, preview.hint)
+        created = _expect(preview, PreviewCreated)
+        png = _chart_png(symbol, strategy, analysis, done.quote_snapshot.underlying_mid)
+        result = AnalysisResult(
+            symbol=symbol,
+            strategy=strategy,
+            account_id=done.account_id,
+            account_kind=done.account_kind,
+            analysis=analysis,
+            checks=done.checks,
+            warnings=done.warnings,
+            notes=done.notes,
+            what_if_init_margin_change=done.what_if_init_margin_change,
+            what_if_commission=done.what_if_commission,
+            data_type=done.data_type,
+            preview_id=created.preview_id,
+            confirm_text=created.confirm_text,
+            expires_at=created.expires_at,
+        )
+        worst = analysis.max_loss_with_commission
+        loss = "unbounded" if worst is None else f"${worst:,.2f} (commission included)"
+        gain = "unbounded" if analysis.max_gain is None else f"${analysis.max_gain:,.2f}"
+        bes = ", ".join(f"{b:,.2f}" for b in analysis.breakevens) or "none"
+        summary = (
+            f"{created.confirm_text}\nMax loss {loss}, max gain "
+            f"{gain}, breakeven {bes}. Preview {created.preview_id} expires "
+            f"{created.expires_at}. Ask the person to confirm this exact order before "
+            "calling execute_trade."
+        )
+        tool_result = _ok(service, result, summary)
+        tool_result.content.append(
+            ImageContent(type="image", mime_type="image/png", data=base64.b64encode(png).decode())
+        )
+        return tool_result
 
     @app.tool(
         annotations=ToolAnnotations(
@@ -791,12 +1046,40 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             destructive_hint=True,
             idempotent_hint=False,
             open_world_hint=True,
-        )
+        ),
+        output_schema=_schema_of(OrderSubmitted),
     )
-    async def execute_trade(preview_id: str, confirm_text: str) -> ToolResult:
+    @_tool_body
+    async def execute_trade(
+        preview_id: Annotated[str, Field(min_length=1, max_length=100)],
+        confirm_text: Annotated[str, Field(min_length=1, max_length=1000)],
+    ) -> ToolResult:
         """Places exactly the previewed order as a limit order. Call only after the person has
         read the preview and its max loss and explicitly confirmed this exact order."""
-        return not_yet("execute_trade")
+        request = ExecutePreview(
+            preview_id=preview_id, confirm_text=confirm_text, approval=approval()
+        )
+        try:
+            reply = await service.ref("execution").call(request, timeout=TOOL_DEADLINE - 2)
+        except (ActorDown, CallTimeout) as exc:
+            # Never retried: the order may or may not have reached IB; execution reconciles
+            # by orderRef (= the preview id) before it accepts anything new.
+            raise _Failure(
+                ErrorCode.ORDER_OUTCOME_UNKNOWN,
+                f"the outcome of order {preview_id} is unknown ({type(exc).__name__})",
+                "Do not resend it. Check get_open_orders and get_positions in a "
+                "moment: SumpPump reconciles by this order_ref.",
+            ) from exc
+        match reply:
+            case ExecutionRefused(code=code, message=message, hint=hint):
+                raise _refusal(code, message, hint)
+            case OutcomeUnknown(order_ref=ref, message=message, hint=hint):
+                raise _Failure(ErrorCode.ORDER_OUTCOME_UNKNOWN, f"{message} (order {ref})", hint)
+        submitted = _expect(_raise_for_outcome(reply), OrderSubmitted)
+        summary = f"{submitted.message or submitted.status}: {submitted.confirm_text}"
+        if submitted.stop_loss_prompt is not None:
+            summary += f"\n{submitted.stop_loss_prompt.text}"
+        return _ok(service, submitted, summary)
 
     @app.tool(
         annotations=ToolAnnotations(
@@ -805,17 +1088,33 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             destructive_hint=False,
             idempotent_hint=False,
             open_world_hint=True,
-        )
+        ),
+        output_schema=_schema_of(PreviewResult),
     )
+    @_tool_body
     async def set_stop_loss(
         symbol: Symbol,
-        stop_price: float | None = None,
+        stop_price: Annotated[float | None, Field(gt=0)] = None,
         stop_percent: Annotated[float | None, Field(gt=0, lt=100)] = None,
         position: str | None = None,
     ) -> ToolResult:
         """Builds a protective stop order for a position and returns a preview; it is placed
         through execute_trade after the person confirms."""
-        return not_yet("set_stop_loss")
+        reply = await service.ask(
+            "execution",
+            PrepareStopLoss(
+                symbol=symbol, stop_price=stop_price, stop_percent=stop_percent, position=position
+            ),
+        )
+        if isinstance(reply, ExecutionRefused):
+            raise _refusal(reply.code, reply.message, reply.hint)
+        created = _expect(reply, PreviewCreated)
+        return _ok(
+            service,
+            _preview_result(created),
+            f"{created.confirm_text} Preview {created.preview_id} expires "
+            f"{created.expires_at}; confirm it with the person, then execute_trade.",
+        )
 
     @app.tool(
         annotations=ToolAnnotations(
@@ -824,11 +1123,19 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             destructive_hint=True,
             idempotent_hint=True,
             open_world_hint=True,
-        )
+        ),
+        output_schema=_schema_of(CancelResult),
     )
-    async def cancel_order(order_ref: str) -> ToolResult:
+    @_tool_body
+    async def cancel_order(
+        order_ref: Annotated[str, Field(min_length=1, max_length=100)],
+    ) -> ToolResult:
         """Cancels a working order placed by SumpPump (reduces exposure)."""
-        return not_yet("cancel_order")
+        reply = await service.ask("execution", CancelByRef(order_ref=order_ref))
+        if isinstance(reply, ExecutionRefused):
+            raise _refusal(reply.code, reply.message, reply.hint)
+        done = _expect(reply, CancelResult)
+        return _ok(service, done, f"Cancel of {done.order_ref}: {done.status}. {done.message}")
 
     @app.tool(
         annotations=ToolAnnotations(
@@ -885,3 +1192,18 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         """Preview of closing a long option or debit spread and opening it at a later expiry
         as one combo order; placed through execute_trade."""
         return not_yet("roll_position")
+
+
+def _preview_result(created: PreviewCreated) -> PreviewResult:
+    return PreviewResult(
+        preview_id=created.preview_id,
+        confirm_text=created.confirm_text,
+        expires_at=created.expires_at,
+        kind=created.kind,
+        symbol=created.symbol,
+        max_loss=created.max_loss,
+        max_gain=created.max_gain,
+        net_debit=created.net_debit,
+        account_kind=created.account_kind,
+        notes=created.notes,
+    )

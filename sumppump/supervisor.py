@@ -45,7 +45,7 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Final
 
@@ -517,19 +517,28 @@ TWS_BACKOFF: Final = Backoff(min=1.0, max=30.0, jitter=0.2, reset_after=60.0)
 def build_tree(
     settings: Settings,
     *,
-    today: Callable[[], date] | None = None,
+    now: Callable[[], datetime] | None = None,
     cache_dir: Path | None = None,
+    simulated: bool = False,
 ) -> Tree:
     """The supervision tree of DESIGN.md §2, with each actor built from ``settings``.
 
-    ``today`` (the trading date, for expiries) and ``cache_dir`` (conIds on disk) are seams for
-    the simulator and for tests. Actors whose issue has not landed yet are honest placeholders.
+    ``now`` (wall-clock time: trading date, market hours), ``cache_dir`` (conIds on disk) and
+    ``simulated`` (every account labelled SIMULATED) are seams for the simulator and tests.
     """
     from sumppump.actors.chain_cache import ChainCacheActor
     from sumppump.actors.connection import ConnectionActor
-    from sumppump.actors.placeholder import PlaceholderActor
+    from sumppump.actors.execution import ExecutionActor
     from sumppump.actors.pricing import PricingActor
     from sumppump.actors.rate_limiter import RateLimiter
+    from sumppump.actors.risk import RiskActor
+
+    today: Callable[[], date] | None = None
+    if now is not None:
+        clock = now
+
+        def today() -> date:
+            return clock().date()
 
     refs = ActorRefs(
         rate_limiter=Ref("rate_limiter"),
@@ -539,9 +548,6 @@ def build_tree(
         risk=Ref("risk"),
         execution=Ref("execution"),
     )
-
-    def placeholder(name: str) -> Callable[[], Actor]:
-        return lambda: PlaceholderActor(name, "not implemented yet")
 
     def connection() -> Actor:
         return ConnectionActor(
@@ -559,6 +565,20 @@ def build_tree(
             today=today,
         )
 
+    def risk() -> Actor:
+        return RiskActor(
+            settings,
+            connection=refs.connection,
+            chain_cache=refs.chain_cache,
+            simulated=simulated,
+            now=now,
+        )
+
+    def execution() -> Actor:
+        return ExecutionActor(
+            settings, connection=refs.connection, chain_cache=refs.chain_cache, risk=refs.risk
+        )
+
     def rate_limiter() -> Actor:
         return RateLimiter(
             message_rate=settings.message_rate, lines_budget=settings.market_data_lines
@@ -573,10 +593,10 @@ def build_tree(
                     "connection", connection, refs.connection, shutdown=5.0, backoff=TWS_BACKOFF
                 ),
                 ChildSpec("chain_cache", chain_cache, refs.chain_cache, shutdown=2.0),
-                ChildSpec("risk", placeholder("risk"), refs.risk, shutdown=2.0),
+                ChildSpec("risk", risk, refs.risk, shutdown=2.0),
                 ChildSpec(
                     "execution",
-                    placeholder("execution"),
+                    execution,
                     refs.execution,
                     shutdown=10.0,
                     mailbox_size=16,

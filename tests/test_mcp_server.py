@@ -33,7 +33,7 @@ TOOLS = {
     "modify_order",
     "roll_position",
 }
-READ_ONLY = TOOLS - {"execute_trade", "cancel_order"}
+READ_ONLY = TOOLS - {"execute_trade", "cancel_order"}  # previews are read-only: nothing is sent
 
 
 @pytest.fixture
@@ -183,10 +183,91 @@ async def test_when_the_root_gives_up_every_tool_answers_service_unavailable(
         assert result.structured_content["error"]["code"] == "SERVICE_UNAVAILABLE"
 
 
-async def test_trading_tools_are_honest_placeholders_until_wired(client: Client[Any]) -> None:
-    result = await client.call_tool(
-        "execute_trade", {"preview_id": "x", "confirm_text": "y"}, raise_on_error=False
-    )
+async def test_position_lifecycle_tools_are_honest_placeholders_until_built(
+    client: Client[Any],
+) -> None:
+    result = await client.call_tool("close_position", {"symbol": "AAPL"}, raise_on_error=False)
     assert result.is_error
     assert result.structured_content is not None
     assert result.structured_content["error"]["code"] == "NOT_IMPLEMENTED"
+
+
+async def test_analyse_confirm_fill_and_stop_loss_through_the_mcp_layer(
+    client: Client[Any],
+) -> None:
+    chain = await call(client, "get_options_chain", symbol="AAPL", strikes_each_side=3)
+    strikes = sorted({row["strike"] for row in chain["rows"]})
+    result = await client.call_tool(
+        "calculate_strategy",
+        {
+            "symbol": "AAPL",
+            "strategy": "bull_call_spread",
+            "expiry": chain["expiry"],
+            "strikes": f"{strikes[2]},{strikes[4]}",
+            "quantity": "2",
+        },
+        raise_on_error=False,
+    )
+    assert not result.is_error, result.content
+    analysis = result.structured_content
+    assert analysis is not None
+    assert {block.type for block in result.content} == {"text", "image"}
+    a = analysis["analysis"]
+    # A debit spread: max loss = debit × quantity × multiplier, max gain = width × … − that.
+    width = strikes[4] - strikes[2]
+    assert a["max_loss"] == pytest.approx(a["limit_price"] * 2 * 100)
+    assert a["max_gain"] == pytest.approx((width - a["limit_price"]) * 2 * 100)
+    assert a["breakevens"] == [pytest.approx(strikes[2] + a["limit_price"])]
+    assert analysis["preview_id"] and "at most" in analysis["confirm_text"]
+    wrong = await client.call_tool(
+        "execute_trade",
+        {"preview_id": analysis["preview_id"], "confirm_text": "buy 100 contracts"},
+        raise_on_error=False,
+    )
+    assert wrong.structured_content["error"]["code"] == "CONFIRM_MISMATCH"  # type: ignore[index]
+    placed = await call(
+        client,
+        "execute_trade",
+        preview_id=analysis["preview_id"],
+        confirm_text=analysis["confirm_text"],
+    )
+    assert placed["order_ref"] == analysis["preview_id"]
+    assert placed["status"] == "Filled"
+    assert placed["stop_loss_prompt"]["call"]["tool"] == "set_stop_loss"
+    replay = await client.call_tool(
+        "execute_trade",
+        {"preview_id": analysis["preview_id"], "confirm_text": analysis["confirm_text"]},
+        raise_on_error=False,
+    )
+    assert replay.structured_content["error"]["code"] == "PREVIEW_USED", replay.content  # type: ignore[index]
+    service: Service = client.service  # type: ignore[attr-defined]
+    orders = [o for o in service.sim.orders_received if o.order_ref == analysis["preview_id"]]
+    assert len(orders) == 1
+    stop = await call(
+        client,
+        "set_stop_loss",
+        symbol="AAPL",
+        position=placed["stop_loss_prompt"]["call"]["arguments"]["position"],
+    )
+    assert stop["kind"] == "stop" and stop["preview_id"] != analysis["preview_id"]
+
+
+async def test_level3_strategies_are_refused_with_the_level_they_need(
+    client: Client[Any],
+) -> None:
+    chain = await call(client, "get_options_chain", symbol="AAPL", strikes_each_side=2)
+    strikes = sorted({row["strike"] for row in chain["rows"]})
+    result = await client.call_tool(
+        "calculate_strategy",
+        {
+            "symbol": "AAPL",
+            "strategy": "bull_put_spread",
+            "expiry": chain["expiry"],
+            "strikes": [strikes[0], strikes[1]],
+        },
+        raise_on_error=False,
+    )
+    assert result.is_error
+    error = result.structured_content["error"]  # type: ignore[index]
+    assert error["code"] == "NOT_PERMITTED_LEVEL2"
+    assert "level" in (error["message"] + error["hint"]).lower()

@@ -134,7 +134,8 @@ async def tree_with_sim(
     )  # type: ignore[arg-type]
     tree = build_tree(
         settings,
-        today=lambda: sim.clock.now().date(),  # type: ignore[attr-defined]
+        now=sim.clock.now,  # type: ignore[attr-defined]
+        simulated=True,
         cache_dir=Path(str(cache_dir)),
     )
     async with anyio.create_task_group() as tg:
