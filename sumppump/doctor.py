@@ -109,6 +109,8 @@ FIX_INSTALL_CLAUDE: Final = "Run: sumppump install-claude (then restart Claude D
 PAPER_PREFIXES: Final = ("DU", "DF")
 #: A one-nickel limit conforms to every US option tick size and is never marketable.
 WHAT_IF_LIMIT: Final = 0.05
+#: TWS answers a what-if in well under a second; silence means it will not answer.
+WHAT_IF_TIMEOUT: Final = 8.0
 #: Reconnect quickly: the doctor waits for at most one or two attempts.
 DOCTOR_RECONNECT: Final = ReconnectPolicy(first=0.2, cap=1.0, jitter=0.0, client_id_clash_wait=0.2)
 
@@ -140,13 +142,15 @@ async def run_checks(
     test_symbol: str = "AAPL",
     today: date | None = None,
     handshake_timeout: float | None = None,
+    what_if_timeout: float = WHAT_IF_TIMEOUT,
     report: Report | None = None,
 ) -> list[CheckResult]:
     """Run every check against ``settings`` (host, port, client id) and return the results in
     :data:`CHECK_NAMES` order; ``report`` is called with each result as soon as it is known.
 
     ``today`` picks the option expiry of the what-if (default: the local date);
-    ``handshake_timeout`` defaults to ``settings.connect_timeout_s + 2`` seconds. Needs the
+    ``handshake_timeout`` defaults to ``settings.connect_timeout_s + 2`` seconds; a what-if
+    unanswered within ``what_if_timeout`` seconds is a FAIL (see :func:`_unanswered`). Needs the
     asyncio backend (the connection actor runs ib_async). Never raises for anything TWS does;
     cancellation stops the actors it started and propagates.
     """
@@ -166,7 +170,9 @@ async def run_checks(
         timeout = (
             settings.connect_timeout_s + 2.0 if handshake_timeout is None else handshake_timeout
         )
-        await _tws_checks(settings, test_symbol, today or date.today(), timeout, add)
+        await _tws_checks(
+            settings, test_symbol, today or date.today(), timeout, what_if_timeout, add
+        )
     add(check_claude_desktop(settings))
     return results
 
@@ -192,7 +198,12 @@ def _os_reason(exc: OSError) -> str:
 
 
 async def _tws_checks(
-    settings: Settings, symbol: str, today: date, timeout: float, add: Report
+    settings: Settings,
+    symbol: str,
+    today: date,
+    timeout: float,
+    what_if_timeout: float,
+    add: Report,
 ) -> None:
     async with (
         start_actor(
@@ -219,7 +230,11 @@ async def _tws_checks(
             why = f"could not resolve {symbol}" if stock is None else "TWS reported no account"
             add(CheckResult(OPTIONS, "WARN", f"could not run: {why}"))
             return
-        add(await _check_options(connection, stock, price, state.accounts[0], today))
+        add(
+            await _check_options(
+                connection, stock, price, state.accounts[0], today, what_if_timeout
+            )
+        )
 
 
 async def _check_handshake(
@@ -263,7 +278,9 @@ async def _check_handshake(
             "close it, or set SUMPPUMP_CLIENT_ID to another number (never 0)",
         ), None
     if state is not None and state.state == "backoff":
-        return CheckResult(HANDSHAKE, "FAIL", state.last_error, FIX_HANDSHAKE), None
+        return CheckResult(
+            HANDSHAKE, "FAIL", f"the API handshake failed: {state.last_error}", FIX_HANDSHAKE
+        ), None
     return CheckResult(
         HANDSHAKE,
         "FAIL",
@@ -378,7 +395,12 @@ def _choose_param_set(sets: Sequence[OptionParamSet], symbol: str) -> OptionPara
 
 
 async def _check_options(
-    connection: Ref, stock: StockContract, price: float | None, account: str, today: date
+    connection: Ref,
+    stock: StockContract,
+    price: float | None,
+    account: str,
+    today: date,
+    what_if_timeout: float,
 ) -> CheckResult:
     params = await _call(
         connection,
@@ -432,7 +454,7 @@ async def _check_options(
         tif="DAY",
     )
     what = f"what-if BUY 1 {stock.symbol} {call.expiry} {call.strike:g} C LMT {WHAT_IF_LIMIT}"
-    reply = await _call(connection, WhatIf(spec=spec), timeout=15.0)
+    reply = await _call(connection, WhatIf(spec=spec), timeout=what_if_timeout)
     match reply:
         case WhatIfResult():
             cost = f", commission {reply.commission:.2f}" if reply.commission is not None else ""
@@ -440,6 +462,8 @@ async def _check_options(
             return CheckResult(
                 OPTIONS, "PASS", f"{what} accepted (options orders allowed){cost}{warning}"
             )
+        case TwsError(code=0) | NoReply(timed_out=True):
+            return _unanswered(what, what_if_timeout)
         case OrderRejected() | TwsError():
             return _judge_rejection(what, reply.code, reply.message)
         case NotImplementedYet():
@@ -460,6 +484,18 @@ def _near_the_money(calls: Sequence[OptionContract], price: float | None) -> Opt
     return min(calls, key=lambda c: (abs(c.strike - reference), c.strike))
 
 
+def _unanswered(what: str, timeout: float) -> CheckResult:
+    # ib_async treats error 321 (how TWS refuses orders in Read-Only API mode) as a warning and
+    # never ends the what-if request, so read-only mode shows up as silence, not as a rejection.
+    # SumpPump could not confirm a preview either, hence FAIL.
+    return CheckResult(
+        OPTIONS,
+        "FAIL",
+        f"{what}: TWS did not answer within {timeout:.0f}s (the usual cause is Read-Only API)",
+        FIX_READ_ONLY,
+    )
+
+
 def _judge_rejection(what: str, code: int, message: str) -> CheckResult:
     text = message.lower()
     detail = f"{what} rejected (TWS error {code}: {message})"
@@ -478,20 +514,28 @@ def _judge_rejection(what: str, code: int, message: str) -> CheckResult:
     )
 
 
-async def _call(ref: Ref, msg: Any, *, timeout: float) -> Reply | str:
-    """The reply, or a sentence saying why there is none (actor down, deadline)."""
+@dataclass(frozen=True, slots=True)
+class NoReply:
+    """Why a call got no reply: the deadline passed (``timed_out``) or the actor stopped."""
+
+    reason: str
+    timed_out: bool = False
+
+
+async def _call(ref: Ref, msg: Any, *, timeout: float) -> Reply | NoReply:
+    """The reply, or why there is none (deadline passed, actor down)."""
     try:
         return await ref.call(msg, timeout=timeout)
     except CallTimeout:
-        return f"no answer within {timeout:.0f}s"
+        return NoReply(f"no answer within {timeout:.0f}s", timed_out=True)
     except ActorDown as exc:
-        return f"the connection actor stopped ({exc.__cause__ or exc})"
+        return NoReply(f"the connection actor stopped ({exc.__cause__ or exc})")
 
 
-def _describe(reply: Reply | str) -> str:
+def _describe(reply: Reply | NoReply) -> str:
     match reply:
-        case str():
-            return reply
+        case NoReply():
+            return reply.reason
         case NotConnected():
             return f"not connected ({reply.reason})"
         case NoSuchContract():
@@ -506,11 +550,11 @@ def _describe(reply: Reply | str) -> str:
             return f"unexpected reply {type(reply).__name__}"
 
 
-def _unexpected(name: str, doing: str, reply: Reply | str) -> CheckResult:
+def _unexpected(name: str, doing: str, reply: Reply | NoReply) -> CheckResult:
     return CheckResult(name, "FAIL", f"{doing}: {_describe(reply)}", FIX_HANDSHAKE)
 
 
-def _could_not_run(doing: str, reply: Reply | str) -> CheckResult:
+def _could_not_run(doing: str, reply: Reply | NoReply) -> CheckResult:
     return CheckResult(OPTIONS, "WARN", f"could not run ({doing}: {_describe(reply)})")
 
 
