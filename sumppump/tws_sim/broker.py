@@ -458,7 +458,7 @@ class Broker:
     def _resolve(
         self, req: PlaceOrderRequest
     ) -> tuple[WireContract, Instrument | None, list[tuple[OptionContract | Underlying, int, str]]]:
-        today = self.clock.now().date()
+        today = self.clock.today()
         wc = req.contract
         if wc.sec_type == "BAG":
             legs: list[tuple[OptionContract | Underlying, int, str]] = []

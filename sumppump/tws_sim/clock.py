@@ -71,6 +71,10 @@ class SimClock:
     def timestamp(self) -> float:
         return self.now().timestamp()
 
+    def today(self) -> dt.date:
+        """The New York calendar date: the exchange's "today" (expiries, sessions, bars)."""
+        return self.now().astimezone(NEW_YORK).date()
+
     def advance(self, seconds: float) -> dt.datetime:
         """Move the clock forward (negative values are refused); returns the new time."""
         if seconds < 0:

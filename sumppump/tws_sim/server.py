@@ -522,7 +522,7 @@ class SimTWS:
     # --- request handlers (one per client message) ------------------------------------------------
 
     def _instrument(self, wc: WireContract) -> Instrument | None:
-        matches = self.catalog.match(wc, self.clock.now().date())
+        matches = self.catalog.match(wc, self.clock.today())
         return matches[0] if len(matches) == 1 else None
 
     def _on_startApi(self, conn: _Connection, r: FieldReader) -> None:
@@ -548,7 +548,7 @@ class SimTWS:
         inst: Instrument | None = None
         combo: WireContract | None = None
         if wc.sec_type == "BAG":
-            today = self.clock.now().date()
+            today = self.clock.today()
             if not legs or any(self.catalog.by_con_id(leg.con_id, today) is None for leg in legs):
                 conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
                 return
@@ -656,7 +656,7 @@ class SimTWS:
             assert line.combo is not None
             bid = ask = 0.0
             for leg in line.combo.combo_legs:
-                leg_inst = self.catalog.by_con_id(leg.con_id, self.clock.now().date())
+                leg_inst = self.catalog.by_con_id(leg.con_id, self.clock.today())
                 assert leg_inst is not None
                 b, a, _l = self.broker._quote(leg_inst)
                 if leg.action == "BUY":
@@ -708,7 +708,7 @@ class SimTWS:
         if "100" in gen:
             out.append((("size", 29 if inst.right == "C" else 30), oq.volume))
         if "104" in gen:
-            day = self.clock.now().astimezone(NEW_YORK).date()
+            day = self.clock.today()
             out.append((("generic", 23), round(self.market.realised_vol(inst.symbol, day), 6)))
         if "106" in gen:
             out.append((("generic", 24), round(oq.iv, 6)))
@@ -819,7 +819,7 @@ class SimTWS:
         r.integer()
         req_id = r.integer()
         wc = r.contract()
-        today = self.clock.now().astimezone(NEW_YORK).date()
+        today = self.clock.today()
         matches = self.catalog.match(wc, today)
         if not matches:
             conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
@@ -839,7 +839,7 @@ class SimTWS:
         if und is None or (con_id and con_id != und.con_id):
             conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
             return
-        today = self.clock.now().astimezone(NEW_YORK).date()
+        today = self.clock.today()
         expiries = self.catalog.expiries(und.symbol, today)
         for exchange in ("SMART", "CBOE", "AMEX", "ISE"):
             conn.send(
@@ -1108,7 +1108,7 @@ class SimTWS:
         r.text()  # start
         r.text()  # end
         total = r.integer(10)
-        inst = self.catalog.by_con_id(con_id, self.clock.now().date())
+        inst = self.catalog.by_con_id(con_id, self.clock.today())
         if inst is None:
             conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
             return

@@ -465,3 +465,23 @@ async def test_level_two_refuses_a_calendar_spread() -> None:
     finally:
         client.disconnect()
         await sim.stop()
+
+
+async def test_new_york_date_is_used_everywhere_late_in_the_evening() -> None:
+    from sumppump.tws_sim import SimClock
+
+    # Friday 20:30 New York is already Saturday in UTC.
+    friday_evening = dt.datetime(2026, 11, 28, 1, 30, tzinfo=dt.UTC)
+    async with SimTWS(clock=SimClock(friday_evening)) as sim:
+        assert sim.clock.today() == dt.date(2026, 11, 27)
+        client = IB()
+        client.RaiseRequestErrors = True
+        try:
+            await client.connectAsync("127.0.0.1", sim.port, clientId=1, timeout=2)
+            [opt] = await client.qualifyContractsAsync(
+                Option("AAPL", "20261204", 225, "C", "SMART")
+            )
+            state = await client.whatIfOrderAsync(opt, LimitOrder("BUY", 1, 1.0))
+            assert state.commission == pytest.approx(1.0)
+        finally:
+            client.disconnect()
