@@ -479,7 +479,7 @@ async def test_new_york_date_is_used_everywhere_late_in_the_evening() -> None:
         try:
             await client.connectAsync("127.0.0.1", sim.port, clientId=1, timeout=2)
             [opt] = await client.qualifyContractsAsync(
-                Option("AAPL", "20261204", 225, "C", "SMART")
+                Option("AAPL", "20261127", 225, "C", "SMART")
             )
             state = await client.whatIfOrderAsync(opt, LimitOrder("BUY", 1, 1.0))
             assert state.commission == pytest.approx(1.0)
