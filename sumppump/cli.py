@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # ib_async logs every order and tick update at INFO; keep its warnings and errors.
+        logging.getLogger("ib_async").setLevel(logging.WARNING)
     match args.command:
         case "run":
             from sumppump.supervisor import main as run_main

@@ -1,8 +1,8 @@
 """``sumppump demo``: a scripted conversation against the simulated TWS, printed as a transcript.
 
 It drives the real MCP server (in memory, through the fastmcp Client) exactly as Claude Desktop
-would: every line below "tool" is what a tool answered. Steps whose tools are not built yet say
-so — the demo never invents a result.
+would, from the chain to a confirmed order, its fill, the stop-loss prompt and the stop order:
+every panel is what a tool answered. Any error makes the demo exit non-zero.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import base64
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ __all__ = ["main"]
 class Step:
     said: str
     tool: str
-    args: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]] = field(default_factory=dict)
+    remember: str = ""  # keep the structured result under this name for later steps
 
 
 def _chain_table(data: dict[str, Any]) -> Table:
@@ -64,6 +66,32 @@ def _f(value: float | None, *, digits: int = 2, pct: bool = False) -> str:
 
 async def _conversation(console: Console, out_dir: Path) -> int:
     app = create_app(simulated=True, cache_dir=out_dir / "cache")
+
+    def spread(memory: dict[str, Any]) -> dict[str, Any]:
+        chain = memory["chain"]
+        strikes = sorted({row["strike"] for row in chain["rows"]})
+        quote = chain["underlying"]
+        spot = (quote["bid"] + quote["ask"]) / 2 if quote["bid"] and quote["ask"] else quote["last"]
+        low = max((k for k in strikes if k <= spot), default=strikes[0])
+        high = min((k for k in strikes if k > low + 4), default=strikes[-1])
+        return {
+            "symbol": "AAPL",
+            "strategy": "bull_call_spread",
+            "expiry": chain["expiry"],
+            "strikes": [low, high],
+            "quantity": 2,
+        }
+
+    def confirm(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        return lambda memory: {
+            "preview_id": memory[name]["preview_id"],
+            "confirm_text": memory[name]["confirm_text"],
+        }
+
+    def stop(memory: dict[str, Any]) -> dict[str, Any]:
+        call = memory["fill"]["stop_loss_prompt"]["call"]["arguments"]
+        return {k: v for k, v in call.items() if v is not None}
+
     steps = [
         Step("Is everything connected?", "get_status"),
         Step("What is Apple trading at?", "get_quote", {"symbol": "AAPL"}),
@@ -71,6 +99,7 @@ async def _conversation(console: Console, out_dir: Path) -> int:
             "Show me AAPL's options for next week.",
             "get_options_chain",
             {"symbol": "AAPL", "strikes_each_side": 4},
+            remember="chain",
         ),
         Step("How volatile has it been?", "get_market_stats", {"symbol": "AAPL"}),
         Step("Any news?", "get_news", {"symbol": "AAPL", "limit": 3}),
@@ -79,27 +108,43 @@ async def _conversation(console: Console, out_dir: Path) -> int:
             "suggest_strikes",
             {"symbol": "AAPL", "outlook": "bullish"},
         ),
-        Step("What do I hold?", "get_positions"),
+        Step(
+            "Work out a bull call spread, two of them.",
+            "calculate_strategy",
+            spread,
+            remember="preview",
+        ),
+        Step(
+            "Yes — place exactly that order.", "execute_trade", confirm("preview"), remember="fill"
+        ),
+        Step("Yes, set the suggested stop.", "set_stop_loss", stop, remember="stop"),
+        Step("Confirmed, place the stop.", "execute_trade", confirm("stop")),
+        Step("What do I hold now?", "get_positions"),
+        Step("And what is working?", "get_open_orders"),
     ]
     failures = 0
+    memory: dict[str, Any] = {}
     async with Client(app) as client:
         for step in steps:
+            args = step.args(memory) if callable(step.args) else step.args
             console.print(f"\n[bold cyan]You:[/] {step.said}")
-            console.print(f"[dim]→ {step.tool}({json.dumps(step.args)})[/]")
-            result = await client.call_tool(step.tool, step.args, raise_on_error=False)
+            console.print(f"[dim]→ {step.tool}({json.dumps(args)})[/]")
+            result = await client.call_tool(step.tool, args, raise_on_error=False)
             data = result.structured_content or {}
             if result.is_error:
                 error = data.get("error", {})
-                style = "yellow" if error.get("code") == "NOT_IMPLEMENTED" else "red"
-                if style == "red":
-                    failures += 1
+                failures += 1
                 console.print(
                     Panel(
                         f"{error.get('code')}: {error.get('message')}\n[dim]{error.get('hint')}[/]",
-                        border_style=style,
+                        border_style="red",
                     )
                 )
+                if step.remember:
+                    break  # later steps need this result
                 continue
+            if step.remember:
+                memory[step.remember] = data
             if step.tool == "get_options_chain":
                 console.print(_chain_table(data))
             console.print(Panel(data.get("summary", ""), title="SumpPump", border_style="green"))

@@ -1076,7 +1076,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             case OutcomeUnknown(order_ref=ref, message=message, hint=hint):
                 raise _Failure(ErrorCode.ORDER_OUTCOME_UNKNOWN, f"{message} (order {ref})", hint)
         submitted = _expect(_raise_for_outcome(reply), OrderSubmitted)
-        summary = f"{submitted.message or submitted.status}: {submitted.confirm_text}"
+        summary = f"{submitted.message or submitted.status}\n{submitted.confirm_text}"
         if submitted.stop_loss_prompt is not None:
             summary += f"\n{submitted.stop_loss_prompt.text}"
         return _ok(service, submitted, summary)
