@@ -551,7 +551,13 @@ def _describe(reply: Reply | NoReply) -> str:
 
 
 def _unexpected(name: str, doing: str, reply: Reply | NoReply) -> CheckResult:
-    return CheckResult(name, "FAIL", f"{doing}: {_describe(reply)}", FIX_HANDSHAKE)
+    if isinstance(reply, NotConnected):
+        fix = "Check that TWS is logged in and connected to IBKR (its status bar), then retry"
+    elif isinstance(reply, NoSuchContract):
+        fix = "Check TWS's data farm connections (status bar); the test symbol should exist"
+    else:
+        fix = "Retry; if it persists, run `sumppump -v doctor` and read TWS's API log"
+    return CheckResult(name, "FAIL", f"{doing}: {_describe(reply)}", fix)
 
 
 def _could_not_run(doing: str, reply: Reply | NoReply) -> CheckResult:
@@ -605,7 +611,9 @@ def check_claude_desktop(settings: Settings) -> CheckResult:
             FIX_INSTALL_CLAUDE + " from this install",
         )
     expected = claude_config.server_entry()
-    if _same_file(str(resolved), expected["command"]) is False:
+    # This install runs as its script or as ``python -m sumppump``; either is fine.
+    ours = (expected["command"], os.path.abspath(sys.executable))
+    if not any(_same_file(str(resolved), candidate) for candidate in ours):
         return CheckResult(
             CLAUDE,
             "WARN",

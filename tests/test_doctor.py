@@ -281,6 +281,19 @@ def test_claude_check_warns_when_the_entry_runs_another_install(
     assert "another install" in result.detail
 
 
+def test_claude_check_accepts_this_interpreter_with_dash_m(claude_installed: Path) -> None:
+    config = json.loads(claude_installed.read_text())
+    config["mcpServers"]["sumppump"] = {
+        "command": sys.executable,
+        "args": ["-m", "sumppump", "serve"],
+    }
+    claude_installed.write_text(json.dumps(config))
+    assert doctor.check_claude_desktop(Settings()).status == "PASS"
+    config["mcpServers"]["sumppump"]["args"] = ["-m", "sumppump", "demo"]
+    claude_installed.write_text(json.dumps(config))
+    assert doctor.check_claude_desktop(Settings()).status == "WARN"
+
+
 def test_claude_check_warns_when_claude_uses_another_tws_port(claude_installed: Path) -> None:
     config = json.loads(claude_installed.read_text())
     config["mcpServers"]["sumppump"]["env"] = {"SUMPPUMP_TWS_PORT": "7496"}
