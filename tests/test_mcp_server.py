@@ -241,7 +241,11 @@ async def test_analyse_confirm_fill_and_stop_loss_through_the_mcp_layer(
     )
     assert replay.structured_content["error"]["code"] == "PREVIEW_USED", replay.content  # type: ignore[index]
     service: Service = client.service  # type: ignore[attr-defined]
-    orders = [o for o in service.sim.orders_received if o.order_ref == analysis["preview_id"]]
+    orders = [
+        o
+        for o in service.sim.orders_received
+        if o.order_ref == analysis["preview_id"] and not o.what_if  # the re-check's what-if
+    ]
     assert len(orders) == 1
     stop = await call(
         client,
