@@ -45,9 +45,10 @@ import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import anyio
 from anyio.abc import TaskGroup
@@ -510,6 +511,8 @@ class Tree:
     refs: ActorRefs
 
 
+NEW_YORK: Final = ZoneInfo("America/New_York")
+
 #: Restart backoff for the children that touch TWS when they start (notes/architecture.md §2.1).
 TWS_BACKOFF: Final = Backoff(min=1.0, max=30.0, jitter=0.2, reset_after=60.0)
 
@@ -533,12 +536,11 @@ def build_tree(
     from sumppump.actors.rate_limiter import RateLimiter
     from sumppump.actors.risk import RiskActor
 
-    today: Callable[[], date] | None = None
-    if now is not None:
-        clock = now
+    clock = now or (lambda: datetime.now(UTC))
 
-        def today() -> date:
-            return clock().date()
+    def today() -> date:
+        """The trading date: US options trade on New York's calendar."""
+        return clock().astimezone(NEW_YORK).date()
 
     refs = ActorRefs(
         rate_limiter=Ref("rate_limiter"),
