@@ -262,7 +262,8 @@ def write_config(plan: InstallPlan, now: datetime | None = None) -> Path | None:
     """Carry out ``plan``: back the existing file up, then replace it atomically.
 
     Returns the backup's path (None when there was no file to back up). Creates the directory
-    if Claude Desktop has not yet. The new file keeps the old one's permission bits.
+    if Claude Desktop has not yet. The new file keeps the old one's permission bits. A symlinked
+    config (dotfiles) is written through: the file it points at is replaced, the link stays.
 
     :raises OSError: the backup or the write failed; the original file is then unchanged (the
         temporary file is removed).
@@ -273,7 +274,8 @@ def write_config(plan: InstallPlan, now: datetime | None = None) -> Path | None:
     if path.exists():
         backup = _backup_path(path, now or datetime.now())
         shutil.copy2(path, backup)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    target = path.resolve() if path.is_symlink() else path
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
@@ -282,7 +284,7 @@ def write_config(plan: InstallPlan, now: datetime | None = None) -> Path | None:
             os.fsync(handle.fileno())
         if backup is not None:
             shutil.copymode(backup, tmp)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -272,6 +272,24 @@ def test_backups_of_two_installs_in_the_same_second_do_not_collide(
     assert json.loads(second.read_text()) == plan.after
 
 
+def test_a_symlinked_config_is_written_through_and_stays_a_link(
+    config_file: Path, tmp_path: Path
+) -> None:
+    dotfiles = tmp_path / "dotfiles" / "claude.json"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text(json.dumps({"mcpServers": OTHER_SERVERS}), encoding="utf-8")
+    config_file.parent.mkdir(parents=True)
+    config_file.symlink_to(dotfiles)
+
+    assert claude_config.main(dry_run=False) == 0
+
+    assert config_file.is_symlink()
+    written = json.loads(dotfiles.read_text(encoding="utf-8"))
+    assert set(written["mcpServers"]) == {*OTHER_SERVERS, "sumppump"}
+    [backup] = backups(config_file)
+    assert json.loads(backup.read_text()) == {"mcpServers": OTHER_SERVERS}
+
+
 def test_byte_order_mark_and_empty_files_are_accepted(tmp_path: Path) -> None:
     bom = tmp_path / "bom.json"
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"mcpServers": OTHER_SERVERS}).encode())
