@@ -202,6 +202,7 @@ class ConnectionActor(Actor):
         self._clash = anyio.Event()
         self._request_errors: dict[int, list[tuple[int, str]]] = {}
         self._market_changed = anyio.Event()
+        self._data_type: DataType = "live"  # of the most recent quotes: what TWS is giving us
         self._notices: list[str] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -468,6 +469,7 @@ class ConnectionActor(Actor):
             attempt=link.attempt,
             retry_in=link.retry_in,
             last_error=link.last_error,
+            data_type=self._data_type,
             since_ns=link.since_ns,
         )
 
@@ -635,6 +637,8 @@ class ConnectionActor(Actor):
         if no_data is not None and not quotes:
             return no_data
         data_types = {q.data_type for q in quotes}
+        if len(data_types) == 1:
+            self._data_type = next(iter(data_types))
         return Quotes(
             quotes=tuple(quotes),
             missing=tuple(missing),

@@ -560,11 +560,41 @@ class OrderDesk:
             return OrderRejected(order_ref=spec.order_ref, code=LOCAL_REFUSAL, message=str(exc))
         order.orderId = 0  # whatIfOrderAsync takes a fresh request id
         await self._send_budget(1)
+        # TWS answers an order in Read-Only API mode with error 321, which ib_async treats as a
+        # warning: the what-if would simply never complete. Watch for it while waiting.
+        refused: list[tuple[int, str]] = []
+        read_only = anyio.Event()
+
+        def on_error(req_id: int, code: int, message: str, contract: object) -> None:
+            if code == 321:
+                refused.append((code, message))
+                read_only.set()
+
+        self.ib.errorEvent += on_error
+        state = None
         try:
             with anyio.fail_after(max(0.05, remaining_budget(30.0) - REPLY_MARGIN)):
-                state = await self.ib.whatIfOrderAsync(contract, order)
-        except RequestError as exc:
-            return OrderRejected(order_ref=spec.order_ref, code=exc.code, message=exc.message)
+                async with anyio.create_task_group() as tg:
+
+                    async def ask() -> None:
+                        nonlocal state
+                        try:
+                            state = await self.ib.whatIfOrderAsync(contract, order)
+                        except RequestError as exc:
+                            refused.append((exc.code, exc.message))
+                        tg.cancel_scope.cancel()
+
+                    async def watch() -> None:
+                        await read_only.wait()
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(ask)
+                    tg.start_soon(watch)
+        finally:
+            self.ib.errorEvent -= on_error
+        if state is None:
+            code, message = refused[0] if refused else (321, "refused by TWS")
+            return OrderRejected(order_ref=spec.order_ref, code=code, message=message)
         return WhatIfResult(
             init_margin_change=_num(state.initMarginChange),
             maint_margin_change=_num(state.maintMarginChange),

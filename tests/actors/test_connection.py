@@ -299,3 +299,22 @@ async def test_a_stalled_socket_is_detected_by_the_probe_and_reconnected(sim: Si
             await connected(h, epoch=2)
     assert isinstance(down, ConnectionDown)
     assert "probe" in down.reason
+
+
+async def test_delayed_only_data_is_labelled_delayed_in_quotes_and_in_the_state(
+    sim: SimTWS,
+) -> None:
+    sim.entitlement(live=False, delayed=True)
+    with no_decoder_errors(), anyio.fail_after(15):
+        async with connection_harness(sim.port) as h:
+            await connected(h)
+            stock = await h.connection.call(ResolveStock(symbol="AAPL"), timeout=5)
+            assert isinstance(stock, StockResolved)
+            target = QuoteTarget(con_id=stock.contract.con_id, symbol="AAPL", sec_type="STK")
+            reply = await h.connection.call(FetchQuotes(targets=(target,)), timeout=5)
+            state = await h.connection.call(GetConnectionState(), timeout=2)
+    assert isinstance(reply, Quotes)
+    assert reply.data_type == "delayed"
+    assert all(q.data_type == "delayed" for q in reply.quotes)
+    assert isinstance(state, ConnectionState)
+    assert state.data_type == "delayed"

@@ -355,6 +355,24 @@ async def test_what_if_rejection_is_an_order_rejected(sim: SimTWS, h: BrokerHarn
     assert "PERMISSION" in reply.message
 
 
+async def test_read_only_api_what_if_is_rejected_at_once_not_left_unanswered(
+    sim: SimTWS, h: BrokerHarness
+) -> None:
+    """TWS refuses orders in Read-Only API mode with 321, which ib_async only logs as a
+    warning; the desk must answer the rejection instead of waiting out the deadline."""
+    [(call, quote)] = await options(h, [225.0])
+    sim.reject_next_order(
+        321, "Error validating request: The API interface is currently in Read-Only mode."
+    )
+    started = anyio.current_time()
+    reply = await h.connection.call(
+        WhatIf(spec=spec("", (option_leg(call, "BUY"),), 1, limit_price=quote.ask)), timeout=10
+    )
+    assert isinstance(reply, OrderRejected) and reply.code == 321
+    assert "Read-Only" in reply.message
+    assert anyio.current_time() - started < 2.0
+
+
 async def test_order_book_after_fills_has_the_order_and_its_fills_by_ref(
     sim: SimTWS, h: BrokerHarness
 ) -> None:
