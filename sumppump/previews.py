@@ -28,6 +28,7 @@ import msgspec
 
 from sumppump.messages.common import Quote
 from sumppump.messages.orders import OrderLeg, OrderSpec
+from sumppump.messages.risk import QuoteSnapshot
 
 __all__ = [
     "PREVIEW_ID_PREFIX",
@@ -46,6 +47,7 @@ __all__ = [
     "replace_order_ref",
     "round_to_tick",
     "slippage_allowance",
+    "snapshot_quotes",
     "structure_mid",
 ]
 
@@ -129,6 +131,28 @@ def option_price_tick(price: float) -> float:
     prices we compute ourselves (stops, fresh previews) when the contract's own rule is not at
     hand."""
     return 0.10 if abs(price) >= 3.0 - 1e-9 else 0.05
+
+
+def snapshot_quotes(snapshot: QuoteSnapshot) -> tuple[Quote, ...]:
+    """The risk actor's :class:`~sumppump.messages.risk.QuoteSnapshot` as the quotes a
+    :class:`~sumppump.messages.execution.CreatePreview` carries (one per leg, plus the
+    underlying)."""
+    quotes = [
+        Quote(con_id=leg.con_id, bid=leg.bid, ask=leg.ask, ts=leg.ts, data_type=snapshot.data_type)
+        for leg in snapshot.legs
+    ]
+    if all(q.con_id != snapshot.underlying_con_id for q in quotes):
+        quotes.append(
+            Quote(
+                con_id=snapshot.underlying_con_id,
+                bid=snapshot.underlying_bid,
+                ask=snapshot.underlying_ask,
+                last=snapshot.underlying_last,
+                ts=snapshot.ts,
+                data_type=snapshot.data_type,
+            )
+        )
+    return tuple(quotes)
 
 
 def slippage_allowance(reference: float, max_slippage: float, tick: float) -> float:
@@ -282,6 +306,7 @@ class Preview:
     warnings: tuple[str, ...] = ()
     commission: float = 0.0
     shares_held_used: int = 0
+    order_max_loss: float | None = None
 
     @property
     def expires_at(self) -> str:
@@ -355,6 +380,7 @@ class PreviewStore:
         ttl_s: float | None = None,
         commission: float = 0.0,
         shares_held_used: int = 0,
+        order_max_loss: float | None = None,
     ) -> Preview:
         """Store ``order`` under a fresh id (its ``order_ref`` becomes the id) and return it.
 
@@ -406,6 +432,7 @@ class PreviewStore:
             warnings=warnings,
             commission=commission,
             shares_held_used=shares_held_used,
+            order_max_loss=order_max_loss,
         )
         self._open[preview_id] = preview
         while len(self._open) > self.max_open:

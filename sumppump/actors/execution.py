@@ -86,6 +86,7 @@ from sumppump.messages.orders import (
     CommissionReported,
     FetchOrderBook,
     FillReported,
+    ModifyOrder,
     OrderBook,
     OrderLeg,
     OrderPlaced,
@@ -315,6 +316,7 @@ class ExecutionActor(Actor):
         self._fills: list[FillInfo] = []
         self._prompts: list[StopLossPrompt] = []
         self._prompted_filled: dict[str, float] = {}
+        self._last_prompt: dict[str, StopLossPrompt] = {}
         self._reconciled_epoch: int | None = None
         self._reconciling = False
         self._loaded = False
@@ -509,6 +511,7 @@ class ExecutionActor(Actor):
                 warnings=msg.warnings,
                 commission=msg.commission,
                 shares_held_used=msg.shares_held_used,
+                order_max_loss=msg.order_max_loss,
             )
         except ValueError as exc:
             return _refused(
@@ -562,6 +565,8 @@ class ExecutionActor(Actor):
                 answer = self._tombstone_refusal(msg.preview_id, claimed)
                 await self._audit_refusal(msg.preview_id, answer)
                 return answer
+            if claimed.kind == "modify":
+                return await self._submit_modify(claimed)
             return await self._submit(claimed)
 
     async def _precheck(self, msg: ExecutePreview) -> Preview | ExecutionRefused:
@@ -859,6 +864,9 @@ class ExecutionActor(Actor):
                 warnings=old.warnings,
                 commission=old.commission,
                 shares_held_used=old.shares_held_used,
+                order_max_loss=None
+                if old.order_max_loss is None
+                else round(old.order_max_loss + delta, 2),
             )
         except ValueError:
             return None
@@ -937,6 +945,57 @@ class ExecutionActor(Actor):
             reply = await self._connection.call(PlaceOrder(spec=order), timeout=timeout)
         except (ActorDown, CallTimeout) as exc:
             return await self._unknown(ref, f"{type(exc).__name__}: {exc}")
+        return await self._placed(preview, reply)
+
+    async def _submit_modify(self, preview: Preview) -> Reply:
+        """``kind="modify"``: re-send the working order ``replaces_order_ref`` under its own IB
+        id and orderRef with the previewed terms (``ModifyOrder``)."""
+        target_ref = preview.replaces_order_ref
+        target = self._orders.get(target_ref)
+        if target is None or target.order_id is None or is_done(target.state):
+            refusal = _refused(
+                ErrorCode.INVALID_ARGUMENT,
+                f"order {target_ref} is not a working order of ours; it cannot be changed",
+                "get_open_orders lists what is still working",
+                reason="not_modifiable",
+                order_ref=preview.preview_id,
+            )
+            await self._audit_refusal(preview.preview_id, refusal)
+            return refusal
+        spec = msgspec.structs.replace(preview.order, order_ref=target_ref)
+        try:
+            await self._audit.write(
+                "submit",
+                order_ref=target_ref,
+                symbol=preview.symbol,
+                kind="modify",
+                preview_id=preview.preview_id,
+                order=spec,
+                digest=preview.digest,
+                order_id=target.order_id,
+                state=target.state,
+            )
+        except OSError as exc:
+            return _refused(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"the audit log cannot be written ({exc}); nothing was sent",
+                f"fix {self._settings.audit_path} and make a fresh preview",
+                reason="audit_failed",
+                order_ref=preview.preview_id,
+            )
+        timeout = max(1.0, remaining_budget(20.0) - REPLY_MARGIN_S)
+        try:
+            reply = await self._connection.call(
+                ModifyOrder(order_id=target.order_id, spec=spec), timeout=timeout
+            )
+        except (ActorDown, CallTimeout) as exc:
+            return await self._unknown(target_ref, f"{type(exc).__name__}: {exc}")
+        return await self._placed(preview, reply, ref=target_ref)
+
+    async def _placed(self, preview: Preview, reply: Reply, ref: str | None = None) -> Reply:
+        """Turn the order desk's answer into ours (``ref``: the order it concerns)."""
+        ref = ref or preview.preview_id
+        order = preview.order
         match reply:
             case OrderPlaced():
                 self._breaker.accepted()
@@ -976,14 +1035,20 @@ class ExecutionActor(Actor):
             case OrderRejected():
                 if reply.code != 0:
                     self._breaker.rejected(f"{reply.code}: {reply.message}")
-                updated = replace(
-                    self._orders[ref],
-                    state="rejected",
-                    status="Rejected",
-                    message=f"{reply.code}: {reply.message}",
-                )
-                self._orders[ref] = updated
-                await self._audit_order("status", updated, code=reply.code, text=reply.message)
+                if preview.kind == "modify":
+                    # A refused change leaves the working order as it was.
+                    await self._audit_safe(
+                        "status", order_ref=ref, modify_rejected=reply.code, text=reply.message
+                    )
+                else:
+                    updated = replace(
+                        self._orders[ref],
+                        state="rejected",
+                        status="Rejected",
+                        message=f"{reply.code}: {reply.message}",
+                    )
+                    self._orders[ref] = updated
+                    await self._audit_order("status", updated, code=reply.code, text=reply.message)
                 refusal = _refused(
                     ErrorCode.ORDER_REJECTED,
                     f"IB rejected the order ({reply.code}): {reply.message}"
@@ -1099,6 +1164,7 @@ class ExecutionActor(Actor):
                 f'position="{position}")'
             ),
         )
+        self._last_prompt[order.order_ref] = prompt
         if pending:
             self._prompts.append(prompt)
         return prompt
@@ -1187,6 +1253,7 @@ class ExecutionActor(Actor):
             symbol=order.symbol,
             reconciled=order.reconciled,
             message=order.message,
+            stop_loss_prompt=self._last_prompt.get(ref),
         )
 
     async def _cancel(self, ref: str) -> Reply:
@@ -1513,7 +1580,7 @@ async def risk_via_actor(
     debit = preview.net_debit * price_multiplier(order) * order.quantity
     request = RecheckOrder(
         order=order,
-        max_loss=preview.max_loss,
+        max_loss=preview.max_loss if preview.order_max_loss is None else preview.order_max_loss,
         debit=round(debit, 2),
         commission=preview.commission,
         summary=preview.confirm_text,

@@ -110,7 +110,12 @@ class CreatePreview(Command, frozen=True, kw_only=True):
     * ``quote_snapshot``: the quotes the analysis used, one per leg con_id (and the underlying);
       the slippage check at execute time compares the structure's mid against it.
     * ``epoch``: the connection epoch the quotes and contracts came from.
-    * ``replaces_order_ref``: for ``kind="modify"``, the order being changed.
+    * ``replaces_order_ref``: for ``kind="modify"``, the working order (one of ours) being
+      changed. Execution then sends ``ModifyOrder`` with that order's IB id and ``orderRef``
+      (IB modifies an order by re-sending it under the same id), not a new order; the reply's
+      ``order_ref`` is the modified order's.
+    * ``order_max_loss``: the loss this order adds (``StrategyAnalysed.order_max_loss``), sent
+      to the re-check as ``RecheckOrder.max_loss``; ``None`` = use ``max_loss``.
     * ``commission`` (the what-if estimate, dollars) and ``shares_held_used`` (held shares the
       order's short calls rely on) are passed to the risk re-check at execute time
       (``RecheckOrder``), together with the trading hours of the fresh quote.
@@ -138,6 +143,7 @@ class CreatePreview(Command, frozen=True, kw_only=True):
     warnings: tuple[str, ...] = ()
     commission: float = 0.0
     shares_held_used: int = 0
+    order_max_loss: float | None = None
 
 
 class PreviewCreated(Reply, frozen=True, kw_only=True):
@@ -331,6 +337,7 @@ class OrderStatusReport(Reply, frozen=True, kw_only=True):
     symbol: str = ""
     reconciled: bool = False
     message: str = ""
+    stop_loss_prompt: StopLossPrompt | None = None
 
 
 class CancelByRef(Command, frozen=True, kw_only=True):

@@ -7,11 +7,13 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from sumppump.messages.execution import (
     CancelByRef,
     CancelResult,
+    CreatePreview,
     ExecutionRefused,
     Fills,
     GetFills,
@@ -21,11 +23,15 @@ from sumppump.messages.execution import (
     PrepareStopLoss,
     PreviewCreated,
 )
+from sumppump.messages.risk import AnalyseStrategy, StrategyAnalysed
+from sumppump.previews import new_preview_id, snapshot_quotes
 from sumppump.tws_sim import SimTWS
 from tests.actors.test_execution_support import (
     ACCOUNT,
+    EXPIRY,
     LegWant,
     Tree,
+    chain_strikes,
     execute,
     execution_tree,
     preview,
@@ -241,3 +247,108 @@ async def test_tws_mode_stages_the_order_untransmitted(sim: SimTWS, tmp_path: Pa
         assert reply.waiting_for_tws_transmit and "Transmit" in reply.message
         [received] = tree.placed(created.preview_id)
         assert received.request.transmit is False  # type: ignore[attr-defined]
+
+
+async def test_modify_resends_the_working_order_under_its_own_id_and_ref(tree: Tree) -> None:
+    created = await preview(tree, [("BUY", "C", 3)], limit_factor=0.5)  # rests
+    placed = await execute(tree, created)
+    assert isinstance(placed, OrderSubmitted) and placed.status == "Submitted"
+    assert created.order.limit_price is not None
+    higher = round(created.order.limit_price + 0.05, 2)
+    change = await tree.execution.call(
+        CreatePreview(
+            order=msgspec.structs.replace(created.order, order_ref="", limit_price=higher),
+            symbol="AAPL",
+            kind="modify",
+            replaces_order_ref=created.preview_id,
+            max_loss=higher * 100,
+            max_gain=None,
+            net_debit=higher,
+            quote_snapshot=(),
+            epoch=await tree.epoch(),
+            account_kind="LIVE",
+        ),
+        timeout=5,
+    )
+    assert isinstance(change, PreviewCreated), change
+    assert change.confirm_text.startswith(f"Change order {created.preview_id}")
+    modified = await execute(tree, change)
+    assert isinstance(modified, OrderSubmitted), modified
+    assert modified.order_ref == created.preview_id and modified.order_id == placed.order_id
+    sent = tree.placed(created.preview_id)
+    assert len(sent) == 2  # the order and its modification, one IB order
+    assert sent[1].request.lmt_price == higher  # type: ignore[attr-defined]
+    assert sent[1].request.order_id == placed.order_id  # type: ignore[attr-defined]
+    assert not tree.placed(change.preview_id)
+    assert (
+        len([o for o in tree.sim.broker.orders.values() if o.order_ref == created.preview_id]) == 1
+    )
+
+
+async def test_modify_of_an_order_that_is_not_ours_is_refused(tree: Tree) -> None:
+    created = await preview(tree, [("BUY", "C", 0)])
+    change = await tree.execution.call(
+        CreatePreview(
+            order=msgspec.structs.replace(created.order, order_ref=""),
+            symbol="AAPL",
+            kind="modify",
+            replaces_order_ref=new_preview_id(),
+            max_loss=100.0,
+            max_gain=None,
+            net_debit=1.0,
+            epoch=await tree.epoch(),
+            account_kind="LIVE",
+        ),
+        timeout=5,
+    )
+    assert isinstance(change, PreviewCreated)
+    reply = await execute(tree, change)
+    assert isinstance(reply, ExecutionRefused) and reply.reason == "not_modifiable"
+    assert tree.sim.orders_received == [] or all(
+        o.order_ref != change.preview_id for o in tree.sim.orders_received
+    )
+
+
+async def test_the_real_risk_actor_analysis_previews_and_places_a_bull_call_spread(
+    sim: SimTWS, tmp_path: Path
+) -> None:
+    """The path the MCP layer wires: AnalyseStrategy → CreatePreview → ExecutePreview, with
+    the production risk actor re-checking at execute time."""
+    async with execution_tree(sim, tmp_path, real_risk=True) as tree:
+        await wait_ready(tree)
+        strikes, spot = await chain_strikes(tree)
+        atm = min(strikes, key=lambda k: abs(k - spot))
+        upper = strikes[strikes.index(atm) + 2]
+        analysed = await tree.risk.call(
+            AnalyseStrategy(
+                symbol="AAPL", strategy="bull_call_spread", expiry=EXPIRY, strikes=(atm, upper)
+            ),
+            timeout=20,
+        )
+        assert isinstance(analysed, StrategyAnalysed), analysed
+        a = analysed.analysis
+        created = await tree.execution.call(
+            CreatePreview(
+                order=analysed.order,
+                symbol="AAPL",
+                strategy="bull_call_spread",
+                max_loss=a.max_loss,
+                max_gain=a.max_gain,
+                breakevens=a.breakevens,
+                net_debit=analysed.order.limit_price or a.limit_price,
+                quote_snapshot=snapshot_quotes(analysed.quote_snapshot),
+                epoch=analysed.epoch,
+                account_kind=analysed.account_kind,
+                min_tick=a.tick,
+                commission=analysed.what_if_commission or 0.0,
+                shares_held_used=analysed.shares_held_used,
+                order_max_loss=analysed.order_max_loss,
+            ),
+            timeout=5,
+        )
+        assert isinstance(created, PreviewCreated), created
+        assert created.account_kind == "SIMULATED"
+        reply = await execute(tree, created)
+        assert isinstance(reply, OrderSubmitted), reply
+        [received] = tree.placed(created.preview_id)
+        assert received.request.contract.sec_type == "BAG"  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from sumppump.actors.chain_cache import ChainCacheActor
 from sumppump.actors.connection import ConnectionActor
 from sumppump.actors.execution import CircuitBreaker, ExecutionActor
 from sumppump.actors.rate_limiter import RateLimiter
+from sumppump.actors.risk import RiskActor
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref
 from sumppump.messages.base import Message, Reply
 from sumppump.messages.chain_cache import Chain, GetChain, GetLegQuotes, LegKey, LegQuotes
@@ -90,6 +91,7 @@ class Tree:
     connection: Ref
     chain: Ref
     execution: Ref
+    risk: Ref
     breaker: CircuitBreaker
     risk_verdict: dict[str, object] = field(default_factory=dict)
     risk_seen: list[RecheckOrder] = field(default_factory=list)
@@ -126,6 +128,7 @@ async def execution_tree(
     tmp_path: Path,
     *,
     ack_window: float = 1.0,
+    real_risk: bool = False,
     **settings_overrides: object,
 ) -> AsyncIterator[Tree]:
     settings = Settings(
@@ -139,7 +142,7 @@ async def execution_tree(
     verdict: dict[str, object] = {"ok": True}
     seen: list[RecheckOrder] = []
     events: list[Message] = []
-    today = sim.clock.now().date()
+    today = sim.clock.today()
     specs = [
         ChildSpec(
             "rate_limiter",
@@ -153,7 +156,7 @@ async def execution_tree(
             lambda: ConnectionActor(
                 settings,
                 rate_limiter=refs["rate_limiter"],
-                subscribers=[refs["exec"], refs["recorder"]],
+                subscribers=[refs["exec"], refs["recorder"], refs["risk"]],
                 policy=FAST_RECONNECT,
             ),
             refs["connection"],
@@ -169,7 +172,24 @@ async def execution_tree(
             ),
             refs["chain"],
         ),
-        ChildSpec("risk", lambda: ScriptedRisk(verdict, seen), refs["risk"]),
+        ChildSpec(
+            "risk",
+            (
+                (
+                    lambda: RiskActor(
+                        settings,
+                        connection=refs["connection"],
+                        chain_cache=refs["chain"],
+                        simulated=True,
+                        today=lambda: today,
+                        now=sim.clock.now,
+                    )
+                )
+                if real_risk
+                else (lambda: ScriptedRisk(verdict, seen))
+            ),
+            refs["risk"],
+        ),
         ChildSpec(
             "execution",
             lambda: ExecutionActor(
@@ -193,6 +213,7 @@ async def execution_tree(
         refs["connection"],
         refs["chain"],
         refs["exec"],
+        refs["risk"],
         breaker,
         verdict,
         seen,
