@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import anyio
 import msgspec
 from fastmcp import Context, FastMCP
+from fastmcp.exceptions import ToolError as FastMCPToolError
 from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -893,9 +894,6 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             )
         )
 
-    def approval() -> ApprovalContext:
-        return ApprovalContext(mode=service.settings.approval, approved_via="tool")
-
     @app.tool(
         annotations=_read("Suggest Level-2 strategies"), output_schema=_schema_of(StrikeSuggestions)
     )
@@ -1053,11 +1051,13 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
     async def execute_trade(
         preview_id: Annotated[str, Field(min_length=1, max_length=100)],
         confirm_text: Annotated[str, Field(min_length=1, max_length=1000)],
+        ctx: Context,
     ) -> ToolResult:
         """Places exactly the previewed order as a limit order. Call only after the person has
         read the preview and its max loss and explicitly confirmed this exact order."""
+        approval = await _approve(service, ctx, confirm_text)
         request = ExecutePreview(
-            preview_id=preview_id, confirm_text=confirm_text, approval=approval()
+            preview_id=preview_id, confirm_text=confirm_text, approval=approval
         )
         try:
             reply = await service.ref("execution").call(request, timeout=TOOL_DEADLINE - 2)
@@ -1192,6 +1192,46 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         """Preview of closing a long option or debit spread and opening it at a later expiry
         as one combo order; placed through execute_trade."""
         return not_yet("roll_position")
+
+
+def _client_can_elicit(ctx: Context) -> bool:
+    try:
+        capabilities = ctx.session.client_capabilities
+    except (AttributeError, RuntimeError):
+        return False
+    return capabilities is not None and capabilities.elicitation is not None
+
+
+async def _approve(service: Service, ctx: Context, confirm_text: str) -> ApprovalContext:
+    """The person's approval, as the configured mode asks for it.
+
+    ``elicit``: the server itself asks the person (MCP elicitation) with the order's text; a
+    decline or cancel ends the call with ``APPROVAL_REQUIRED``. Execution still checks that the
+    text equals the stored preview's, so what was approved is exactly what is placed. Other
+    modes are enforced by execution (``tws`` sends with transmit off; unknown modes refuse).
+    """
+    mode = service.settings.approval.strip().lower()
+    can_elicit = _client_can_elicit(ctx)
+    if mode != "elicit" or not can_elicit:
+        return ApprovalContext(mode=mode, client_can_elicit=can_elicit, approved_via="tool")
+    place, keep = "Place this order", "Do not place it"
+    try:
+        answer = await ctx.elicit(f"SumpPump order — {confirm_text}", response_type=[place, keep])
+    except FastMCPToolError as exc:
+        # MCP 2026-07-28 removed server-initiated requests; this server does not implement the
+        # newer input-required round trip yet, so it cannot ask and must not place the order.
+        raise _Failure(
+            ErrorCode.APPROVAL_REQUIRED,
+            f"SUMPPUMP_APPROVAL=elicit, but the server cannot ask this client ({exc})",
+            "Nothing was sent. Use approval mode tws (press Transmit in TWS) or client.",
+        ) from exc
+    if getattr(answer, "action", "") != "accept" or getattr(answer, "data", None) != place:
+        raise _Failure(
+            ErrorCode.APPROVAL_REQUIRED,
+            "the order was not approved in the prompt",
+            "Nothing was sent. Ask again if you want to place it.",
+        )
+    return ApprovalContext(mode=mode, client_can_elicit=True, approved_via="elicitation")
 
 
 def _preview_result(created: PreviewCreated) -> PreviewResult:
