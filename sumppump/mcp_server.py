@@ -32,7 +32,7 @@ from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 from mcp.types import CallToolRequestParams, ImageContent, TextContent, ToolAnnotations
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
 from sumppump.actors.runtime import ActorDown, CallTimeout, Ref
@@ -163,9 +163,10 @@ Symbol = Annotated[
     ),
 ]
 IsoDate = Annotated[
-    str | None,
+    # The pattern belongs to the string only: null, "" and "none" mean "not given".
+    Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None,
     BeforeValidator(_blank_to_none),
-    Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD"),
+    Field(default=None, description="YYYY-MM-DD"),
 ]
 Strikes = Annotated[list[float], BeforeValidator(_parse_list), Field(min_length=1, max_length=4)]
 RightArg = Annotated[
@@ -442,6 +443,17 @@ class StructuredArgumentErrors(Middleware):
     ) -> ToolResult:
         try:
             return await call_next(context)
+        except FastMCPToolError:
+            # FastMCP's own wrapper for something that failed around the tool body (the bodies
+            # themselves never raise): answer structurally, never with its masked text.
+            log.exception("tool %s failed outside its body", context.message.name)
+            return _error(
+                ToolError(
+                    code=ErrorCode.INVALID_ARGUMENT,
+                    message=f"{context.message.name} could not process these arguments",
+                    hint="Check the parameter types and allowed values in the tool description.",
+                )
+            )
         except FastMCPValidationError as exc:
             cause = exc.__cause__
             problems = []
