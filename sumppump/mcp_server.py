@@ -1011,6 +1011,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
                 warnings=done.warnings,
                 commission=done.what_if_commission or analysis.commission.total,
                 shares_held_used=done.shares_held_used,
+                order_max_loss=done.order_max_loss,
             ),
         )
         if isinstance(preview, ExecutionRefused):

@@ -531,7 +531,7 @@ def build_tree(
     """
     from sumppump.actors.chain_cache import ChainCacheActor
     from sumppump.actors.connection import ConnectionActor
-    from sumppump.actors.execution import ExecutionActor
+    from sumppump.actors.execution import CircuitBreaker, ExecutionActor
     from sumppump.actors.pricing import PricingActor
     from sumppump.actors.rate_limiter import RateLimiter
     from sumppump.actors.risk import RiskActor
@@ -576,9 +576,18 @@ def build_tree(
             now=now,
         )
 
+    # One breaker for the process: an execution restart must not close it (only a reset or a
+    # restart of sumppump may).
+    breaker = CircuitBreaker()
+
     def execution() -> Actor:
         return ExecutionActor(
-            settings, connection=refs.connection, chain_cache=refs.chain_cache, risk=refs.risk
+            settings,
+            connection=refs.connection,
+            chain_cache=refs.chain_cache,
+            risk=refs.risk,
+            breaker=breaker,
+            simulated=simulated,
         )
 
     def rate_limiter() -> Actor:
@@ -601,7 +610,9 @@ def build_tree(
                     execution,
                     refs.execution,
                     shutdown=10.0,
-                    mailbox_size=16,
+                    # Order-status and fill events are told while an execute is in flight; a
+                    # full mailbox would drop them (the 30 s reconcile only covers the gap).
+                    mailbox_size=1024,
                     backoff=TWS_BACKOFF,
                 ),
             ],

@@ -676,6 +676,9 @@ class ConnectionActor(Actor):
         try:
             for contract in contracts:
                 ticker = ib.reqMktData(contract, msg.generic_ticks, False, False)
+                # ib_async keeps one Ticker per contract across requests: without this, the
+                # previous request's prices would look complete before any new tick arrived.
+                _forget_quote(ticker)
                 tickers.append(ticker)
                 req_id = ib.wrapper.ticker2ReqId["mktData"].get(ticker)
                 if req_id is not None:
@@ -924,6 +927,34 @@ def _complete(ticker: Ticker, wants_open_interest: bool) -> bool:
         if wants_open_interest and _open_interest(ticker) is None:
             return False
     return True
+
+
+def _forget_quote(ticker: Ticker) -> None:
+    """Clear what a previous subscription left on a reused Ticker (no tick has been read yet:
+    reqMktData only sent the request)."""
+    for name in (
+        "bid",
+        "ask",
+        "last",
+        "close",
+        "high",
+        "low",
+        "bidSize",
+        "askSize",
+        "volume",
+        "avVolume",
+        "impliedVolatility",
+        "histVolatility",
+        "callOpenInterest",
+        "putOpenInterest",
+        "callVolume",
+        "putVolume",
+    ):
+        setattr(ticker, name, math.nan)
+    ticker.modelGreeks = None
+    ticker.bidGreeks = None
+    ticker.askGreeks = None
+    ticker.lastGreeks = None
 
 
 def _open_interest(ticker: Ticker) -> float | None:

@@ -282,6 +282,9 @@ class ExecutionActor(Actor):
 
     max_concurrency = 1
 
+    def _account_kind(self, account: str) -> AccountKind:
+        return _account_kind(account, simulated=self._simulated)
+
     def __init__(
         self,
         settings: Settings,
@@ -296,8 +299,10 @@ class ExecutionActor(Actor):
         wall: Callable[[], float] = time.time,
         ack_window: float = ACK_WINDOW_S,
         refresh_interval: float = 30.0,
+        simulated: bool = False,
     ) -> None:
         self._settings = settings
+        self._simulated = simulated
         self._connection = connection
         self._chain_cache = chain_cache
         self._risk = risk
@@ -1434,7 +1439,7 @@ class ExecutionActor(Actor):
                 net_debit=0.0,
                 quote_snapshot=quotes,
                 epoch=epoch,
-                account_kind=_account_kind(position.account),
+                account_kind=self._account_kind(position.account),
                 warnings=(
                     "a stop becomes a market order when triggered: in a gap the fill can be "
                     "worse than the stop price",
@@ -1498,7 +1503,7 @@ class ExecutionActor(Actor):
                 net_debit=-limit,
                 quote_snapshot=quotes,
                 epoch=epoch,
-                account_kind=_account_kind(spec.account),
+                account_kind=self._account_kind(spec.account),
                 warnings=(
                     "IB holds stop orders on combos itself (simulated, not exchange-native) "
                     "and triggers on the combo's price as IB computes it; check the working "
@@ -1653,7 +1658,9 @@ def _parse_ts(value: object) -> float:
     return 0.0
 
 
-def _account_kind(account: str) -> AccountKind:
+def _account_kind(account: str, *, simulated: bool = False) -> AccountKind:
+    if simulated:
+        return "SIMULATED"
     return "PAPER" if account.upper().startswith("D") else "LIVE"
 
 

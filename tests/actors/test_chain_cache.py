@@ -299,3 +299,26 @@ def test_iv_rank_and_percentile() -> None:
     assert rank == pytest.approx(50.0)
     assert percentile == pytest.approx(100 * 10 / 21)
     assert iv_rank_percentile(history[:5], 0.3) == (None, None)
+
+
+async def test_leg_quotes_after_a_price_move_are_fresh_not_the_last_subscriptions_values(
+    sim: SimTWS, tmp_path: Path
+) -> None:
+    """ib_async reuses one Ticker per contract; a second request must not answer with the
+    first one's prices (found by the execution work: PRICE_MOVED compared stale quotes)."""
+    async with tree_with_sim(sim, tmp_path) as tree:
+        chain = await tree.refs.chain_cache.call(GetChain(symbol="AAPL"), timeout=25)
+        assert isinstance(chain, Chain)
+        row = next(
+            r for r in chain.rows if r.right == "C" and r.strike > (chain.underlying.mid or 0)
+        )
+        key = LegKey(expiry=chain.expiry, strike=row.strike, right="C")
+        before = await tree.refs.chain_cache.call(GetLegQuotes(symbol="AAPL", legs=(key,)))
+        sim.set_price("AAPL", (chain.underlying.mid or 0) * 1.08)
+        after = await tree.refs.chain_cache.call(GetLegQuotes(symbol="AAPL", legs=(key,)))
+    assert isinstance(before, LegQuotes) and isinstance(after, LegQuotes)
+    old, new = before.legs[0].quote, after.legs[0].quote
+    assert old is not None and new is not None and old.ask is not None and new.ask is not None
+    assert new.ask > old.ask + 1.0  # an 8 % rally moves an out-of-the-money call's price
+    assert new.greeks is not None and new.greeks.underlying_price is not None
+    assert new.greeks.underlying_price > (chain.underlying.mid or 0) * 1.05
