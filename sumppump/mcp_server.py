@@ -15,6 +15,7 @@ import base64
 import functools
 import json
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -780,7 +781,39 @@ def create_app(
         return _ok(service, orders, f"{len(orders.orders)} open orders: {lines or 'none'}.")
 
     _register_trading_tools(app, service)
+    if simulated and os.environ.get("SUMPPUMP_SIM_FAULT_HOOK") == "1":
+        _register_fault_hook(app, service)
     return app
+
+
+def _register_fault_hook(app: FastMCP[Any], service: Service) -> None:
+    """A test-only tool, in simulator mode and only when asked for: kill one actor."""
+
+    @app.tool(
+        annotations=ToolAnnotations(
+            title="[sim test hook] kill an actor",
+            read_only_hint=False,
+            destructive_hint=True,
+            open_world_hint=False,
+        )
+    )
+    async def sim_kill_actor(
+        actor: Literal["rate_limiter", "pricing", "connection", "chain_cache", "risk", "execution"],
+    ) -> ToolResult:
+        """Test hook of the simulator mode: brutally kill one actor of the tree."""
+        tree = service.tree
+        if tree is None:
+            return _error(
+                ToolError(
+                    code=ErrorCode.SERVICE_UNAVAILABLE, message="no tree", hint="wait for start-up"
+                )
+            )
+        path = actor if actor in ("rate_limiter", "pricing") else f"broker/{actor}"
+        try:
+            tree.root.kill(path)
+        except KeyError:
+            return ToolResult(content=[TextContent(type="text", text=f"{path} is not running")])
+        return ToolResult(content=[TextContent(type="text", text=f"killed {path}")])
 
 
 # ---------------------------------------------------------------------- result structs

@@ -114,3 +114,42 @@ def test_stdout_carries_only_protocol_messages_and_eof_ends_the_process(tmp_path
     assert proc.returncode == 0
     for line in rest.splitlines():
         assert json.loads(line)["jsonrpc"] == "2.0"
+
+
+async def test_a_tool_call_after_an_actor_was_killed_still_gets_a_structured_answer(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "SUMPPUMP_SIM_FAULT_HOOK": "1",
+    }
+    server = StdioTransport(
+        command=sys.executable, args=["-m", "sumppump", "serve", "--sim"], env=env, keep_alive=False
+    )
+    with anyio.fail_after(60):
+        async with Client(server) as client:
+            await client.call_tool("get_quote", {"symbol": "AAPL"})
+            for actor in ("chain_cache", "connection", "execution"):
+                await client.call_tool("sim_kill_actor", {"actor": actor})
+                result = await client.call_tool(
+                    "get_options_chain",
+                    {"symbol": "AAPL", "strikes_each_side": 1},
+                    raise_on_error=False,
+                )
+                data = result.structured_content or {}
+                if result.is_error:  # during the restart: structured, never a traceback
+                    assert data["error"]["code"] in ("SERVICE_UNAVAILABLE", "NOT_CONNECTED")
+                else:
+                    assert data["rows"]
+            # After the restarts the service answers normally again.
+            with anyio.fail_after(30):
+                while True:
+                    result = await client.call_tool(
+                        "get_options_chain",
+                        {"symbol": "AAPL", "strikes_each_side": 1},
+                        raise_on_error=False,
+                    )
+                    if not result.is_error:
+                        break
+                    await anyio.sleep(0.5)
