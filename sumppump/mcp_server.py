@@ -472,12 +472,30 @@ class StructuredArgumentErrors(Middleware):
             )
 
 
-def _read(title: str) -> ToolAnnotations:
+def _preview(title: str) -> ToolAnnotations:
+    """A tool that answers a preview: nothing is sent to the broker, but each call makes a new
+    single-use preview (not idempotent)."""
+    return _read(title, idempotent=False)
+
+
+def _acts(title: str, *, idempotent: bool) -> ToolAnnotations:
+    """A tool that sends something to the broker: never read-only."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=False,
+        destructive_hint=True,
+        idempotent_hint=idempotent,
+        open_world_hint=True,
+    )
+
+
+def _read(title: str, *, idempotent: bool = True) -> ToolAnnotations:
+    """A tool that only reads (TWS is the open world it reads from)."""
     return ToolAnnotations(
         title=title,
         read_only_hint=True,
         destructive_hint=False,
-        idempotent_hint=True,
+        idempotent_hint=idempotent,
         open_world_hint=True,
     )
 
@@ -986,13 +1004,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         service.accounts = state.accounts or service.accounts
 
     @app.tool(
-        annotations=ToolAnnotations(
-            title="Analyse a strategy and preview its order",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=True,
-        ),
+        annotations=_preview("Analyse a strategy and preview its order"),
         output_schema=_schema_of(AnalysisResult),
     )
     @_tool_body
@@ -1084,12 +1096,8 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         return tool_result
 
     @app.tool(
-        annotations=ToolAnnotations(
-            title="Place the previewed order (needs the person's explicit yes)",
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=False,
-            open_world_hint=True,
+        annotations=_acts(
+            "Place the previewed order (needs the person's explicit yes)", idempotent=False
         ),
         output_schema=_schema_of(OrderSubmitted),
     )
@@ -1128,13 +1136,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         return _ok(service, submitted, summary)
 
     @app.tool(
-        annotations=ToolAnnotations(
-            title="Preview a stop loss",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=True,
-        ),
+        annotations=_preview("Preview a stop loss"),
         output_schema=_schema_of(PreviewResult),
     )
     @_tool_body
@@ -1163,13 +1165,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         )
 
     @app.tool(
-        annotations=ToolAnnotations(
-            title="Cancel an order",
-            read_only_hint=False,
-            destructive_hint=True,
-            idempotent_hint=True,
-            open_world_hint=True,
-        ),
+        annotations=_acts("Cancel an order", idempotent=True),
         output_schema=_schema_of(CancelResult),
     )
     @_tool_body
@@ -1183,15 +1179,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         done = _expect(reply, CancelResult)
         return _ok(service, done, f"Cancel of {done.order_ref}: {done.status}. {done.message}")
 
-    @app.tool(
-        annotations=ToolAnnotations(
-            title="Preview closing a position",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=True,
-        )
-    )
+    @app.tool(annotations=_preview("Preview closing a position"))
     async def close_position(
         symbol: Symbol,
         position: str | None = None,
@@ -1201,15 +1189,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         """Preview of closing (all or part of) a position; placed through execute_trade."""
         return not_yet("close_position")
 
-    @app.tool(
-        annotations=ToolAnnotations(
-            title="Preview changing a working order",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=True,
-        )
-    )
+    @app.tool(annotations=_preview("Preview changing a working order"))
     async def modify_order(
         order_ref: str,
         limit_price: float | None = None,
@@ -1219,15 +1199,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         """Preview of a change to a working order; placed through execute_trade."""
         return not_yet("modify_order")
 
-    @app.tool(
-        annotations=ToolAnnotations(
-            title="Preview rolling a position",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=True,
-        )
-    )
+    @app.tool(annotations=_preview("Preview rolling a position"))
     async def roll_position(
         symbol: Symbol,
         new_expiry: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")],
