@@ -37,6 +37,7 @@ import anyio
 from ib_async import IB, Contract, HistoricalNews, Option, Stock, Ticker
 from ib_async.wrapper import RequestError
 
+from sumppump.actors.ib_requests import FixedKeyRequests
 from sumppump.actors.order_desk import OrderDesk
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
 from sumppump.messages.base import Message, Reply, now_ns
@@ -202,6 +203,7 @@ class ConnectionActor(Actor):
         self._clash = anyio.Event()
         self._request_errors: dict[int, list[tuple[int, str]]] = {}
         self._market_changed = anyio.Event()
+        self._serial = FixedKeyRequests()
         self._data_type: DataType = "live"  # of the most recent quotes: what TWS is giving us
         self._notices: list[str] = []
 
@@ -265,6 +267,7 @@ class ConnectionActor(Actor):
         ib.errorEvent += self._on_error
         ib.disconnectedEvent += self._on_disconnected
         ib.pendingTickersEvent += self._on_ticks
+        self._serial = FixedKeyRequests()
         # One order desk per IB; it inherits the order refs of the previous one.
         previous_desk: OrderDesk | None = getattr(self, "_order_desk", None)
         self._order_desk = OrderDesk(
@@ -272,6 +275,7 @@ class ConnectionActor(Actor):
             send_budget=self._send_budget,
             publish=self._publish,  # type: ignore[arg-type]
             known_refs=previous_desk.known_refs if previous_desk is not None else (),
+            serial=self._serial,
         )
         self._order_desk.attach()
 
@@ -334,7 +338,8 @@ class ConnectionActor(Actor):
             try:
                 with anyio.fail_after(self._probe_timeout):
                     await self._send_budget(1, max_wait=self._probe_timeout)
-                    await ib.reqCurrentTimeAsync()
+                    async with self._serial("currentTime"):
+                        await ib.reqCurrentTimeAsync()
             except TimeoutError:
                 self._link.last_error = f"TWS did not answer a probe within {self._probe_timeout}s"
                 return self._link.last_error
@@ -768,7 +773,8 @@ class ConnectionActor(Actor):
 
     async def _headlines(self, ib: IB, msg: FetchHeadlines) -> Reply:
         await self._send_budget(1)
-        providers = await ib.reqNewsProvidersAsync()
+        async with self._serial("newsProviders"):
+            providers = await ib.reqNewsProvidersAsync()
         codes = tuple(p.code for p in providers)
         if not codes:
             return Headlines(providers=(), headlines=())
@@ -857,7 +863,8 @@ class ConnectionActor(Actor):
 
     async def _open_orders(self, ib: IB) -> Reply:
         await self._send_budget(1)
-        trades = await ib.reqAllOpenOrdersAsync()
+        async with self._serial("openOrders"):
+            trades = await ib.reqAllOpenOrdersAsync()
         orders = []
         for trade in trades:
             o, c, s = trade.order, trade.contract, trade.orderStatus

@@ -49,6 +49,7 @@ from ib_async import (
 from ib_async.objects import CommissionReport, Fill
 from ib_async.wrapper import RequestError
 
+from sumppump.actors.ib_requests import FixedKeyRequests
 from sumppump.actors.runtime import remaining_budget
 from sumppump.messages.base import Event, Reply
 from sumppump.messages.orders import (
@@ -268,8 +269,10 @@ class OrderDesk:
         send_budget: SendBudget,
         publish: Publish,
         known_refs: Iterable[str] = (),
+        serial: FixedKeyRequests | None = None,
     ) -> None:
         self.ib = ib
+        self._serial = serial if serial is not None else FixedKeyRequests()
         self.known_refs: set[str] = set(known_refs)
         self._send_budget = send_budget
         self._publish = publish
@@ -512,7 +515,8 @@ class OrderDesk:
         found = pick(self.ib.trades())
         if found is None or found.isDone():
             await self._send_budget(1)
-            refreshed = pick(await self.ib.reqAllOpenOrdersAsync())
+            async with self._serial("openOrders"):
+                refreshed = pick(await self.ib.reqAllOpenOrdersAsync())
             found = refreshed or found
         return found
 
@@ -608,8 +612,10 @@ class OrderDesk:
 
     async def _order_book(self) -> Reply:
         await self._send_budget(3)
-        open_trades = await self.ib.reqAllOpenOrdersAsync()
-        completed = await self.ib.reqCompletedOrdersAsync(False)
+        async with self._serial("openOrders"):
+            open_trades = await self.ib.reqAllOpenOrdersAsync()
+        async with self._serial("completedOrders"):
+            completed = await self.ib.reqCompletedOrdersAsync(False)
         fills = await self.ib.reqExecutionsAsync()
         refs_by_perm = {t.order.permId: t.order.orderRef or "" for t in (*open_trades, *completed)}
         # TWS's completed orders carry no order id or client id; today's executions do.
