@@ -1,0 +1,61 @@
+"""Smoke run of ``bench/load.py``: concurrent read calls through MCP with IB's limits on, one
+symbol and mixed symbols (10 s in all in CI; ``SUMPPUMP_SOAK=1`` → 60 s per mode, behind
+``slow``). Asserted: the simulator saw zero rate, line or pacing violations, every answer was
+structured, and in the one-symbol run every tool answered successfully."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.load import run_load
+from tests.reliability.support import ERROR_CODES, size
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def check_run(run: dict[str, Any]) -> None:
+    assert run["total_violations"] == 0, run["violations"]
+    assert run["internal_errors"] == 0
+    assert run["calls"] > 0
+    for tool, figures in run["tools"].items():
+        outcomes = figures["outcomes"]
+        assert "unstructured" not in outcomes, (tool, outcomes)
+        assert set(outcomes) - {"ok"} <= ERROR_CODES, (tool, outcomes)
+
+
+@pytest.mark.timeout(120)
+async def test_fifty_callers_on_one_symbol_stay_within_ib_limits(tmp_path: Path) -> None:
+    run = await run_load(5.0, clients=50, mode="one", workdir=tmp_path)
+    check_run(run)
+    assert set(run["tools"]) == {
+        "get_quote",
+        "get_options_chain",
+        "get_market_stats",
+        "get_account",
+    }
+    for tool, figures in run["tools"].items():
+        assert figures["outcomes"] == {"ok": figures["calls"]}, (tool, figures)
+
+
+@pytest.mark.timeout(120)
+async def test_callers_switching_symbols_stay_within_ib_limits(tmp_path: Path) -> None:
+    # Each call that names another symbol switches the session; 10 callers keep the tail of
+    # in-flight switches short enough for CI (bench/load.py runs 50).
+    run = await run_load(5.0, clients=10, mode="mixed", workdir=tmp_path)
+    check_run(run)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("mode", ["one", "mixed"])
+async def test_soak_load(tmp_path: Path, mode: str) -> None:
+    run = await run_load(float(size(10, 60, env="SUMPPUMP_LOAD_S")), clients=50, mode=mode)
+    check_run(run)
