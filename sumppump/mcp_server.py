@@ -33,7 +33,7 @@ from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 from mcp.types import CallToolRequestParams, ImageContent, TextContent, ToolAnnotations
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
 from sumppump.actors.runtime import ActorDown, CallTimeout, Ref
@@ -169,6 +169,20 @@ IsoDate = Annotated[
     BeforeValidator(_blank_to_none),
     Field(default=None, description="YYYY-MM-DD"),
 ]
+#: The longest span IB serves per unit of a history request's duration.
+HISTORY_LIMITS = {"S": 86_400, "D": 365, "W": 52, "M": 12, "Y": 20}
+
+
+def _history_span(value: str) -> str:
+    """IB's duration ("30 D", "6 M", "1 Y"), within the spans IB serves."""
+    amount, _, unit = value.strip().upper().partition(" ")
+    if not amount.isdigit() or unit not in HISTORY_LIMITS:
+        raise ValueError('a duration is a number and a unit: "30 D", "6 M", "1 Y"')
+    if not 1 <= int(amount) <= HISTORY_LIMITS[unit]:
+        raise ValueError(f"{unit} durations go from 1 to {HISTORY_LIMITS[unit]}")
+    return f"{int(amount)} {unit}"
+
+
 Strikes = Annotated[list[float], BeforeValidator(_parse_list), Field(min_length=1, max_length=4)]
 RightArg = Annotated[
     Literal["C", "P", "both"],
@@ -709,7 +723,7 @@ def create_app(
     @_tool_body
     async def get_price_history(
         symbol: Symbol,
-        duration: Annotated[str, Field(pattern=r"^\d{1,3} [SDWMY]$")] = "1 M",
+        duration: Annotated[str, AfterValidator(_history_span)] = "1 M",
         bar_size: Annotated[
             Literal["1 min", "5 mins", "15 mins", "30 mins", "1 hour", "1 day", "1 week"],
             BeforeValidator(_lower),

@@ -754,7 +754,10 @@ class ConnectionActor(Actor):
             whatToShow=msg.what_to_show,
             useRTH=msg.use_rth,
             formatDate=2,
-            timeout=max(1.0, remaining_budget(30.0) - REPLY_MARGIN),
+            # 0 = no timeout of ib_async's own: on its timeout it returns [] — no data would
+            # look like zero bars. The request's deadline (fail_after in _dispatch) ends it
+            # instead, and the caller is told TWS did not answer.
+            timeout=0,
         )
         return Bars(
             bars=tuple(

@@ -32,11 +32,6 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="D3: ib_async's reqHistoricalDataAsync returns [] on its timeout; connection._history "
-    "answers Bars(()) and get_price_history reports '0 bars' as a success",
-)
 async def test_unanswered_price_history_is_an_error_not_zero_bars(app: App) -> None:
     app.sim.delay_responses("reqHistoricalData", 120.0)
     started = time.monotonic()
@@ -47,11 +42,6 @@ async def test_unanswered_price_history_is_an_error_not_zero_bars(app: App) -> N
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="D4: get_price_history(duration='999 Y') answers after ~34 s (> 30 s): the tool's "
-    "28 s deadline fires but the answer is held up; the simulator also crashes on the span",
-)
 async def test_an_absurd_history_span_is_answered_within_the_deadline(app: App) -> None:
     started = time.monotonic()
     answer = await app.call("get_price_history", {"symbol": "MSFT", "duration": "999 Y"})
