@@ -250,8 +250,10 @@ def test_soak_hostile_calls(portal_app: tuple[BlockingPortal, App]) -> None:
     print(f"soak fuzz outcomes ({examples} examples): {dict(outcomes)}")
 
 
-@pytest.mark.parametrize("expiry", [None, "", "null", "None"])
-@pytest.mark.parametrize("tool", ["get_options_chain", "suggest_strikes"])
+@pytest.mark.parametrize(
+    ("tool", "expiry"),
+    [("get_options_chain", None), ("suggest_strikes", ""), ("get_options_chain", "null")],
+)
 def test_null_or_blank_expiry_is_accepted_as_the_default(
     portal_app: tuple[BlockingPortal, App], tool: str, expiry: str | None
 ) -> None:
