@@ -222,8 +222,9 @@ async def reported_book(app: App) -> tuple[dict[int, float], set[str]] | dict[st
     return held, working
 
 
-#: D2 (see test_fault_matrix.py): concurrent reqAllOpenOrders share one ib_async future; the
-#: loser answers this after READ_TIMEOUT. Retried (and counted) so the matrix keeps testing.
+#: D2 (fixed; test_concurrent_open_order_queries_all_answer): concurrent reqAllOpenOrders shared
+#: one ib_async future and the loser answered this after READ_TIMEOUT. ``d2_hits`` lets a caller
+#: retry and count it instead of failing, should it come back while being fixed again.
 D2_TEXT = "TWS did not answer in time"
 
 

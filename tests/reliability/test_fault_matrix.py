@@ -177,9 +177,7 @@ async def run_round(app: App, rng: random.Random, cell: Cell, stats: Counter[str
             await anyio.sleep(0.02)
     await wait_connected(app, timeout=30)
     try:
-        d2_hits: list[str] = []
-        await assert_book_matches(app, timeout=10, d2_hits=d2_hits)
-        stats["D2 hits"] += len(d2_hits)
+        await assert_book_matches(app, timeout=10)  # D2 (fixed) fails it again
         assert_order_invariants(app.sim, app.confirmed)
         assert_no_violations(app.sim)
     except AssertionError as exc:

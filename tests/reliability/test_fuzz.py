@@ -10,13 +10,15 @@ Asserted for every example: the answer is a structured result or a structured
 tool deadline. After the run: the simulated TWS received no order (nothing was confirmed), its
 limits were never violated, and ``get_status`` still answers.
 
-Sizes: 1,000 examples in CI; ``SUMPPUMP_SOAK=1`` → 10,000 (``SUMPPUMP_FUZZ_EXAMPLES`` overrides).
+Sizes: 1,000 derandomized examples in CI; the ``slow`` soak test: ``SUMPPUMP_SOAK=1`` → 10,000
+random examples (``SUMPPUMP_FUZZ_EXAMPLES`` overrides, ``SUMPPUMP_FUZZ_SEED`` seeds them).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -177,9 +179,16 @@ def hits_known_defect(name: str, args: dict[str, Any]) -> bool:
     """Inputs that hit a defect an xfail test below pins down; kept out of the fuzz so that it
     keeps looking for new ones. Remove an entry when its xfail test starts passing.
 
-    D1 (a null or blank expiry crashed argument validation) is fixed: nothing is excluded."""
-    del name, args
-    return False
+    D1 (a null or blank expiry crashed argument validation) is fixed.
+    D5: a stop price that rounds to zero is refused with an empty hint
+    (test_a_stop_price_that_rounds_to_zero_is_refused_with_a_hint)."""
+    stop = args.get("stop_price")
+    return (
+        name == "set_stop_loss"
+        and isinstance(stop, int | float)
+        and not isinstance(stop, bool)
+        and 0 < stop < 0.005
+    )
 
 
 BLANKS = ("", "none", "null")
@@ -195,7 +204,11 @@ def portal_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Block
         yield portal, app
 
 
-def run_fuzz(portal: BlockingPortal, app: App, examples: int, *, derandomize: bool) -> Counter[str]:
+def run_fuzz(
+    portal: BlockingPortal, app: App, examples: int, *, random_seed: int | None = None
+) -> Counter[str]:
+    """Run ``examples`` hypothesis examples; derandomized (the same every run) unless
+    ``random_seed`` is given."""
     tools = {
         tool.name: tool.input_schema
         for tool in portal.call(app.client.list_tools)  # type: ignore[arg-type]
@@ -207,7 +220,7 @@ def run_fuzz(portal: BlockingPortal, app: App, examples: int, *, derandomize: bo
         max_examples=examples,
         deadline=None,
         database=None,
-        derandomize=derandomize,
+        derandomize=random_seed is None,
         suppress_health_check=list(HealthCheck),
         print_blob=True,
     )
@@ -218,6 +231,8 @@ def run_fuzz(portal: BlockingPortal, app: App, examples: int, *, derandomize: bo
         answer = portal.call(app.call, name, args)
         outcomes[code_of(answer) or "ok"] += 1
 
+    if random_seed is not None:
+        one = seed(random_seed)(one)
     one()
     assert sum(outcomes.values()) >= examples, outcomes
     assert placed_orders(app.sim) == [], "an order reached TWS though nothing was confirmed"
@@ -234,7 +249,7 @@ def test_a_thousand_hostile_calls_get_structured_answers_and_place_nothing(
     portal_app: tuple[BlockingPortal, App],
 ) -> None:
     portal, app = portal_app
-    outcomes = run_fuzz(portal, app, 1_000, derandomize=True)
+    outcomes = run_fuzz(portal, app, 1_000)
     # The fuzz reached the tools' bodies, not only the argument validator.
     assert outcomes["INVALID_ARGUMENT"] < sum(outcomes.values())
     print(f"fuzz outcomes: {dict(outcomes)}")
@@ -242,11 +257,11 @@ def test_a_thousand_hostile_calls_get_structured_answers_and_place_nothing(
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-@seed(20261124)
 def test_soak_hostile_calls(portal_app: tuple[BlockingPortal, App]) -> None:
     portal, app = portal_app
     examples = size(1_000, 10_000, env="SUMPPUMP_FUZZ_EXAMPLES")
-    outcomes = run_fuzz(portal, app, examples, derandomize=False)
+    random_seed = int(os.environ.get("SUMPPUMP_FUZZ_SEED", "20261124"))
+    outcomes = run_fuzz(portal, app, examples, random_seed=random_seed)
     print(f"soak fuzz outcomes ({examples} examples): {dict(outcomes)}")
 
 
@@ -265,3 +280,19 @@ def test_null_or_blank_expiry_is_accepted_as_the_default(
         args["outlook"] = "bullish"
     answer = portal.call(app.call, tool, args)
     assert code_of(answer) is None, answer
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="D5: execution.py refuses several stop-loss inputs with hint='' (1333, 1336, 1347, "
+    "1380, 1392, 1521); every structured error must say what to do",
+)
+@pytest.mark.parametrize("stop_price", [0.0039, 0.001])
+def test_a_stop_price_that_rounds_to_zero_is_refused_with_a_hint(
+    portal_app: tuple[BlockingPortal, App], stop_price: float
+) -> None:
+    """Found by the random soak fuzz: set_stop_loss on the 200 AAPL shares the simulated
+    account holds, with a stop price below half a cent."""
+    portal, app = portal_app
+    answer = portal.call(app.call, "set_stop_loss", {"symbol": "AAPL", "stop_price": stop_price})
+    assert code_of(answer) == "INVALID_ARGUMENT", answer
