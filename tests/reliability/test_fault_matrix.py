@@ -196,7 +196,9 @@ async def run_step(
                 return False
             state["expiry"] = chain["expiry"]
             state["strikes"] = sorted({row["strike"] for row in chain["rows"]})
-            return True
+            # A chain fetched during a fault may be partial: too few strikes to build the
+            # spread means this session cannot go on (it is not a failure of the invariants).
+            return len(state["strikes"]) >= 3
         case "calculate":
             strikes = state["strikes"]
             preview = await app.call(
