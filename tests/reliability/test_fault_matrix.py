@@ -310,6 +310,17 @@ async def test_fault_matrix_keeps_every_order_invariant(tmp_path: Path) -> None:
     assert 0 < outcomes["completed"] < total, outcomes
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(24 * 3600)
+async def test_soak_fault_matrix(tmp_path: Path) -> None:
+    """``make soak``: 5,000 rounds with SUMPPUMP_SOAK=1 (200 without it)."""
+    results = await run_matrix(tmp_path, CELLS, soak_run=True)
+    for name, stats in results.items():
+        print(f"{name}: {dict(stats)}")
+    expected = sum(rounds_of(cell, soak_run=True) for cell in CELLS)
+    assert sum(stats["rounds"] for stats in results.values()) == expected
+
+
 async def test_concurrent_open_order_queries_all_answer(tmp_path: Path) -> None:
     """Execution's reconciliation (order desk ``_order_book`` / ``_find_by_ref``) and the
     get_open_orders tool ask TWS for all open orders at the same time after every restart or
