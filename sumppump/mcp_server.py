@@ -541,9 +541,11 @@ async def _run_service(service: Service, started: asyncio.Event) -> None:
     run_settings = service.settings
     try:
         if service.simulated:
-            from sumppump.tws_sim import SimTWS
+            from sumppump.tws_sim import SimClock, SimTWS
 
-            service.sim = SimTWS(seed=service.sim_seed)
+            # A running clock: IB's pacing windows and the price walk follow real time (a frozen
+            # clock made a legal repeat 16 s later look like a pacing violation, D6).
+            service.sim = SimTWS(seed=service.sim_seed, clock=SimClock(running=True))
             await service.sim.start()
             run_settings = run_settings.model_copy(update={"tws_port": service.sim.port})
             service.now = service.sim.clock.now
@@ -955,7 +957,8 @@ def _refusal(code: str, message: str, hint: str) -> _Failure:
         error_code = ErrorCode(code)
     except ValueError:
         error_code = ErrorCode.INVALID_ARGUMENT
-    return _Failure(error_code, message, hint)
+    # Every error tells the person what to do next, even if an actor forgot to say.
+    return _Failure(error_code, message, hint or "Nothing was sent; adjust the request and retry.")
 
 
 def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:

@@ -20,8 +20,14 @@ def test_demo_runs_the_conversation_and_exits_zero(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "SIMULATED" in done.stdout
-    for step in ("get_options_chain", "suggest_strikes", "calculate_strategy", "execute_trade",
-                 "set_stop_loss", "get_positions"):
+    for step in (
+        "get_options_chain",
+        "suggest_strikes",
+        "calculate_strategy",
+        "execute_trade",
+        "set_stop_loss",
+        "get_positions",
+    ):
         assert step in done.stdout
     assert "Filled" in done.stdout and "Set a stop loss?" in done.stdout
     assert "payoff chart saved to" in done.stdout

@@ -1330,10 +1330,16 @@ class ExecutionActor(Actor):
     async def _prepare_stop(self, msg: PrepareStopLoss) -> Reply:
         symbol = msg.symbol.strip().upper()
         if msg.stop_price is not None and msg.stop_price <= 0:
-            return _refused(ErrorCode.INVALID_ARGUMENT, "stop_price must be positive", "")
+            return _refused(
+                ErrorCode.INVALID_ARGUMENT,
+                "stop_price must be positive",
+                "give a stop price above zero, or stop_percent (e.g. 50 for half the premium)",
+            )
         if msg.stop_percent is not None and not 0 < msg.stop_percent < 100:
             return _refused(
-                ErrorCode.INVALID_ARGUMENT, "stop_percent must be between 0 and 100", ""
+                ErrorCode.INVALID_ARGUMENT,
+                "stop_percent must be between 0 and 100",
+                "give the share of the position's value to risk, e.g. 50",
             )
         state = await self._connection_state()
         if not isinstance(state, ConnectionState) or state.state != "connected":
@@ -1344,7 +1350,9 @@ class ExecutionActor(Actor):
             return _refused(ErrorCode.NOT_CONNECTED, f"positions unavailable ({exc})", "retry")
         if not isinstance(positions, Positions):
             return _refused(
-                ErrorCode.NOT_CONNECTED, f"positions unavailable ({type(positions).__name__})", ""
+                ErrorCode.NOT_CONNECTED,
+                f"positions unavailable ({type(positions).__name__})",
+                "retry once TWS is connected",
             )
         held = [p for p in positions.positions if p.symbol == symbol and p.quantity != 0]
         combos = {
@@ -1377,7 +1385,11 @@ class ExecutionActor(Actor):
             stop = entry * (1 - fraction) if long else entry * (1 + fraction)
         stop = round_to_tick(stop, option_price_tick(stop) if is_option else 0.01)
         if stop <= 0:
-            return _refused(ErrorCode.INVALID_ARGUMENT, "the stop price rounds to zero", "")
+            return _refused(
+                ErrorCode.INVALID_ARGUMENT,
+                "the stop price rounds to zero",
+                "choose a stop price of at least one tick (0.01 or 0.05)",
+            )
         keys: tuple[LegKey, ...] = ()
         if is_option:
             if (
@@ -1389,7 +1401,11 @@ class ExecutionActor(Actor):
                     "P",
                 )
             ):
-                return _refused(ErrorCode.INVALID_ARGUMENT, "the option position is incomplete", "")
+                return _refused(
+                    ErrorCode.INVALID_ARGUMENT,
+                    "the option position is incomplete",
+                    "check get_positions: name a position that has its expiry, strike and right",
+                )
             keys = (
                 LegKey(expiry=position.expiry, strike=position.strike, right=position.right),  # type: ignore[arg-type]
             )
@@ -1518,7 +1534,11 @@ class ExecutionActor(Actor):
         self, symbol: str, keys: tuple[LegKey, ...]
     ) -> tuple[Quote, ...] | ExecutionRefused:
         if self._chain_cache is None:
-            return _refused(ErrorCode.NO_MARKET_DATA, "no quote source is wired", "")
+            return _refused(
+                ErrorCode.NO_MARKET_DATA,
+                "no quote source is wired",
+                "this is a set-up fault of SumpPump; restart it",
+            )
         try:
             reply = await self._chain_cache.call(
                 GetLegQuotes(symbol=symbol, legs=keys), timeout=max(0.5, remaining_budget(10.0) - 1)

@@ -52,12 +52,6 @@ async def test_an_absurd_history_span_is_answered_within_the_deadline(app: App) 
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="D6: create_app(simulated=True) runs SimTWS on a frozen clock (mcp_server "
-    "_run_service); its pacer measures IB's 15 s window on that clock, so a repeat 16 wall-"
-    "seconds later is a violation (error 162) in serve --sim and the demo",
-)
 async def test_a_history_request_repeated_after_the_pacing_window_is_no_violation(
     tmp_path: Path,
 ) -> None:
