@@ -38,6 +38,7 @@ from ib_async import IB, Contract, HistoricalNews, Option, Stock, Ticker
 from ib_async.wrapper import RequestError
 
 from sumppump.actors.ib_requests import FixedKeyRequests
+from sumppump.actors.ib_values import ib_number, ib_positive
 from sumppump.actors.order_desk import OrderDesk
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
 from sumppump.messages.base import Message, Reply, now_ns
@@ -856,9 +857,9 @@ class ConnectionActor(Actor):
                     strike=float(c.strike) if c.secType == "OPT" else None,
                     right=c.right or None,
                     multiplier=float(c.multiplier or 1),
-                    market_price=_num(item.marketPrice) if item else None,
-                    market_value=_num(item.marketValue) if item else None,
-                    unrealized_pnl=_num(item.unrealizedPNL) if item else None,
+                    market_price=ib_number(item.marketPrice) if item else None,
+                    market_value=ib_number(item.marketValue) if item else None,
+                    unrealized_pnl=ib_number(item.unrealizedPNL) if item else None,
                 )
             )
         rows.sort(key=lambda r: (r.symbol, r.sec_type, r.expiry or "", r.strike or 0.0))
@@ -881,8 +882,8 @@ class ConnectionActor(Actor):
                     action=o.action,
                     quantity=float(o.totalQuantity),
                     order_type=o.orderType,
-                    limit_price=_num(o.lmtPrice),
-                    aux_price=_num(o.auxPrice),
+                    limit_price=ib_number(o.lmtPrice),
+                    aux_price=ib_number(o.auxPrice),
                     tif=o.tif,
                     status=s.status,
                     filled=float(s.filled),
@@ -911,25 +912,11 @@ def _contract(target: QuoteTarget) -> Contract:
     )
 
 
-def _num(value: object) -> float | None:
-    if value is None or isinstance(value, str):
-        return None
-    number = float(value)  # type: ignore[arg-type]
-    if math.isnan(number) or math.isinf(number) or abs(number) >= 1.7e308:
-        return None
-    return number
-
-
-def _price(value: object) -> float | None:
-    number = _num(value)
-    return number if number is not None and number > 0 else None
-
-
 def _complete(ticker: Ticker, wants_open_interest: bool) -> bool:
     """Enough to answer: an ask (a far out-of-the-money option may have no bid at all) and, for
     options, IB's model greeks (and open interest when it was asked for)."""
     contract = ticker.contract
-    if _price(ticker.ask) is None:
+    if ib_positive(ticker.ask) is None:
         return False
     if contract is not None and contract.secType == "OPT":
         if ticker.modelGreeks is None:
@@ -972,7 +959,7 @@ def _open_interest(ticker: Ticker) -> float | None:
     contract = ticker.contract
     if contract is None or contract.secType != "OPT":
         return None
-    call, put = _num(ticker.callOpenInterest), _num(ticker.putOpenInterest)
+    call, put = ib_number(ticker.callOpenInterest), ib_number(ticker.putOpenInterest)
     return call if call is not None else put
 
 
@@ -981,34 +968,34 @@ def _quote(target: QuoteTarget, ticker: Ticker) -> Quote:
     model = ticker.modelGreeks
     if model is not None:
         greeks = Greeks(
-            delta=_num(model.delta),
-            gamma=_num(model.gamma),
-            theta=_num(model.theta),
-            vega=_num(model.vega),
-            iv=_num(model.impliedVol),
+            delta=ib_number(model.delta),
+            gamma=ib_number(model.gamma),
+            theta=ib_number(model.theta),
+            vega=ib_number(model.vega),
+            iv=ib_number(model.impliedVol),
             source="ib_model",
-            underlying_price=_price(model.undPrice),
+            underlying_price=ib_positive(model.undPrice),
         )
     stamp = ticker.time.timestamp() if ticker.time is not None else time.time()
     return Quote(
         con_id=target.con_id,
-        bid=_price(ticker.bid),
-        ask=_price(ticker.ask),
-        last=_price(ticker.last),
-        close=_price(ticker.close),
-        high=_price(ticker.high),
-        low=_price(ticker.low),
-        bid_size=_num(ticker.bidSize),
-        ask_size=_num(ticker.askSize),
-        volume=_num(ticker.volume),
-        avg_volume=_num(ticker.avVolume),
+        bid=ib_positive(ticker.bid),
+        ask=ib_positive(ticker.ask),
+        last=ib_positive(ticker.last),
+        close=ib_positive(ticker.close),
+        high=ib_positive(ticker.high),
+        low=ib_positive(ticker.low),
+        bid_size=ib_number(ticker.bidSize),
+        ask_size=ib_number(ticker.askSize),
+        volume=ib_number(ticker.volume),
+        avg_volume=ib_number(ticker.avVolume),
         open_interest=_open_interest(ticker),
-        implied_vol=_num(ticker.impliedVolatility),
-        hist_vol=_num(ticker.histVolatility),
-        call_volume=_num(ticker.callVolume),
-        put_volume=_num(ticker.putVolume),
-        call_open_interest=_num(ticker.callOpenInterest),
-        put_open_interest=_num(ticker.putOpenInterest),
+        implied_vol=ib_number(ticker.impliedVolatility),
+        hist_vol=ib_number(ticker.histVolatility),
+        call_volume=ib_number(ticker.callVolume),
+        put_volume=ib_number(ticker.putVolume),
+        call_open_interest=ib_number(ticker.callOpenInterest),
+        put_open_interest=ib_number(ticker.putOpenInterest),
         greeks=greeks,
         data_type=MARKET_DATA_TYPES.get(ticker.marketDataType, "live"),
         ts=int(stamp * 1e9),

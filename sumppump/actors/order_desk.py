@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Final, Literal, assert_never
 
@@ -50,6 +49,7 @@ from ib_async.objects import CommissionReport, Fill
 from ib_async.wrapper import RequestError
 
 from sumppump.actors.ib_requests import FixedKeyRequests
+from sumppump.actors.ib_values import ib_number, ib_positive
 from sumppump.actors.runtime import remaining_budget
 from sumppump.messages.base import Event, Reply
 from sumppump.messages.orders import (
@@ -88,8 +88,6 @@ REPLY_MARGIN: Final = 0.25
 DEFAULT_ACK_WAIT: Final = 15.0
 #: Longest wait for TWS to confirm a cancel before answering with the current status.
 CANCEL_WAIT: Final = 2.0
-#: At or above this, IB's number is its UNSET_DOUBLE (1.7976931348623157e308).
-_UNSET_LIMIT: Final = 1.7e308
 
 SendBudget = Callable[[int], Awaitable[None]]
 Publish = Callable[[Event], None]
@@ -172,24 +170,6 @@ def _required(value: float | None, what: str) -> float:
     return value
 
 
-def _num(value: object) -> float | None:
-    """IB's numbers (floats or strings) as floats; UNSET, empty, NaN and inf as ``None``."""
-    if value is None:
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(number) or math.isinf(number) or abs(number) >= _UNSET_LIMIT:
-        return None
-    return number
-
-
-def _positive(value: object) -> float | None:
-    number = _num(value)
-    return number if number is not None and number > 0 else None
-
-
 def _last_error(trade: Trade, since: int = 0) -> tuple[int, str] | None:
     """The last error TWS reported for ``trade`` (from log entry ``since`` on), as (code, text)."""
     for entry in reversed(trade.log[since:]):
@@ -221,13 +201,13 @@ def _record(trade: Trade) -> OrderRecord:
         action=action,
         quantity=float(order.totalQuantity),
         order_type=order.orderType,
-        limit_price=_num(order.lmtPrice),
-        stop_price=_num(order.auxPrice),
+        limit_price=ib_number(order.lmtPrice),
+        stop_price=ib_number(order.auxPrice),
         tif=order.tif,
         status=status.status,
-        filled=float(_num(status.filled) or _num(order.filledQuantity) or 0.0),
-        remaining=float(_num(status.remaining) or 0.0),
-        avg_fill_price=_positive(status.avgFillPrice),
+        filled=float(ib_number(status.filled) or ib_number(order.filledQuantity) or 0.0),
+        remaining=float(ib_number(status.remaining) or 0.0),
+        avg_fill_price=ib_positive(status.avgFillPrice),
         leg_con_ids=tuple(leg.conId for leg in (contract.comboLegs or ())),
     )
 
@@ -312,8 +292,8 @@ class OrderDesk:
                 status=status.status,
                 filled=float(status.filled),
                 remaining=float(status.remaining),
-                avg_fill_price=_positive(status.avgFillPrice),
-                last_fill_price=_positive(status.lastFillPrice),
+                avg_fill_price=ib_positive(status.avgFillPrice),
+                last_fill_price=ib_positive(status.lastFillPrice),
                 why_held=status.whyHeld or "",
                 error_code=error[0] if error else None,
                 error_message=error[1] if error else "",
@@ -333,7 +313,7 @@ class OrderDesk:
                 exec_id=report.execId,
                 commission=float(report.commission),
                 currency=report.currency,
-                realized_pnl=_num(report.realizedPNL) if report.realizedPNL else None,
+                realized_pnl=ib_number(report.realizedPNL) if report.realizedPNL else None,
             )
         )
 
@@ -499,7 +479,7 @@ class OrderDesk:
             status=status,
             filled=float(trade.orderStatus.filled),
             remaining=float(trade.orderStatus.remaining),
-            avg_fill_price=_positive(trade.orderStatus.avgFillPrice),
+            avg_fill_price=ib_positive(trade.orderStatus.avgFillPrice),
         )
 
     async def _find_by_ref(self, ref: str) -> Trade | None:
@@ -600,13 +580,13 @@ class OrderDesk:
             code, message = refused[0] if refused else (321, "refused by TWS")
             return OrderRejected(order_ref=spec.order_ref, code=code, message=message)
         return WhatIfResult(
-            init_margin_change=_num(state.initMarginChange),
-            maint_margin_change=_num(state.maintMarginChange),
-            equity_with_loan_change=_num(state.equityWithLoanChange),
-            init_margin_after=_num(state.initMarginAfter),
-            commission=_num(state.commission),
-            min_commission=_num(state.minCommission),
-            max_commission=_num(state.maxCommission),
+            init_margin_change=ib_number(state.initMarginChange),
+            maint_margin_change=ib_number(state.maintMarginChange),
+            equity_with_loan_change=ib_number(state.equityWithLoanChange),
+            init_margin_after=ib_number(state.initMarginAfter),
+            commission=ib_number(state.commission),
+            min_commission=ib_number(state.minCommission),
+            max_commission=ib_number(state.maxCommission),
             warning=state.warningText or "",
         )
 
