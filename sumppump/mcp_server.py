@@ -59,7 +59,6 @@ from sumppump.messages.common import (
     NoSuchContract,
     NotConnected,
     NotImplementedYet,
-    Quote,
     TwsError,
 )
 from sumppump.messages.connection import (
@@ -89,12 +88,12 @@ from sumppump.messages.rate_limiter import GetPacingStats, PacingDelayed, Pacing
 from sumppump.messages.risk import (
     AnalyseStrategy,
     CheckResult,
-    QuoteSnapshot,
     RiskRejected,
     StrategyAnalysed,
     StrikeSuggestions,
     SuggestStrikes,
 )
+from sumppump.previews import snapshot_quotes
 from sumppump.settings import Settings
 from sumppump.strategies.analysis import StrategyAnalysis
 from sumppump.supervisor import Tree, build_tree
@@ -921,23 +920,6 @@ class PreviewResult(msgspec.Struct, kw_only=True):
     notes: tuple[str, ...]
 
 
-def _quotes_of(snapshot: QuoteSnapshot) -> tuple[Quote, ...]:
-    """The analysis' quotes as the slippage check at execute time wants them."""
-    legs = tuple(
-        Quote(con_id=leg.con_id, bid=leg.bid, ask=leg.ask, ts=leg.ts, data_type=snapshot.data_type)
-        for leg in snapshot.legs
-    )
-    underlying = Quote(
-        con_id=snapshot.underlying_con_id,
-        bid=snapshot.underlying_bid,
-        ask=snapshot.underlying_ask,
-        last=snapshot.underlying_last,
-        ts=snapshot.ts,
-        data_type=snapshot.data_type,
-    )
-    return (*legs, underlying)
-
-
 def _chart_png(symbol: str, strategy: str, analysis: StrategyAnalysis, spot: float | None) -> bytes:
     profile = analysis.profile
     return render_payoff_chart(
@@ -1061,7 +1043,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
                 max_gain=analysis.max_gain,
                 breakevens=analysis.breakevens,
                 net_debit=analysis.limit_price,
-                quote_snapshot=_quotes_of(done.quote_snapshot),
+                quote_snapshot=snapshot_quotes(done.quote_snapshot),
                 underlying_price=done.quote_snapshot.underlying_mid,
                 epoch=done.epoch,
                 account_kind=done.account_kind,
