@@ -84,6 +84,7 @@ from sumppump.messages.execution import (
     PrepareStopLoss,
     PreviewCreated,
 )
+from sumppump.messages.orders import OrderSpec
 from sumppump.messages.rate_limiter import GetPacingStats, PacingDelayed, PacingStats
 from sumppump.messages.risk import (
     AnalyseStrategy,
@@ -97,6 +98,7 @@ from sumppump.previews import snapshot_quotes
 from sumppump.settings import Settings
 from sumppump.strategies.analysis import StrategyAnalysis
 from sumppump.supervisor import Tree, build_tree
+from sumppump.ticket import chain_view, client_has_ui, install_views, ticket_view
 
 __all__ = ["AccountKind", "LocalBearerToken", "Service", "create_app"]
 
@@ -680,7 +682,11 @@ def create_app(
             summary += f" Switched from {reply.switched_from}: its previews were voided."
         return _ok(service, reply, summary)
 
-    @app.tool(annotations=_read("Option chain with greeks"), output_schema=_schema_of(Chain))
+    @app.tool(
+        annotations=_read("Option chain with greeks"),
+        output_schema=_schema_of(Chain),
+        app=chain_view(),
+    )
     @_tool_body
     async def get_options_chain(
         symbol: Symbol,
@@ -816,9 +822,35 @@ def create_app(
         return _ok(service, orders, f"{len(orders.orders)} open orders: {lines or 'none'}.")
 
     _register_trading_tools(app, service)
+    _install_order_ticket(app, service)
     if simulated and os.environ.get("SUMPPUMP_SIM_FAULT_HOOK") == "1":
         _register_fault_hook(app, service)
     return app
+
+
+def _install_order_ticket(app: FastMCP[Any], service: Service) -> None:
+    """The MCP App views (sumppump.ticket): the ticket's Confirm places through
+    :func:`_execute_preview`, exactly as ``execute_trade`` does."""
+
+    @_tool_body
+    async def place_from_ticket(
+        preview_id: str, confirm_text: str, approval: ApprovalContext
+    ) -> ToolResult:
+        return await _execute_preview(service, preview_id, confirm_text, approval)
+
+    async def net_liquidation() -> float | None:
+        try:
+            reply = await service.ask("connection", FetchAccount(), timeout=3)
+        except _Failure:
+            return None
+        return reply.net_liquidation if isinstance(reply, AccountSnapshot) else None
+
+    install_views(
+        app,
+        place=place_from_ticket,
+        net_liquidation=net_liquidation,
+        approval_mode=lambda: service.settings.approval.strip().lower(),
+    )
 
 
 def _register_fault_hook(app: FastMCP[Any], service: Service) -> None:
@@ -903,6 +935,7 @@ class AnalysisResult(msgspec.Struct, kw_only=True):
     preview_id: str | None
     confirm_text: str | None
     expires_at: str | None
+    underlying_price: float | None = None
 
 
 class PreviewResult(msgspec.Struct, kw_only=True):
@@ -918,6 +951,8 @@ class PreviewResult(msgspec.Struct, kw_only=True):
     net_debit: float
     account_kind: str
     notes: tuple[str, ...]
+    breakevens: tuple[float, ...] = ()
+    order: OrderSpec | None = None  # exactly what would be sent (legs, type, prices, TIF)
 
 
 def _chart_png(symbol: str, strategy: str, analysis: StrategyAnalysis, spot: float | None) -> bytes:
@@ -1001,6 +1036,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
     @app.tool(
         annotations=_preview("Analyse a strategy and preview its order"),
         output_schema=_schema_of(AnalysisResult),
+        app=ticket_view(),
     )
     @_tool_body
     async def calculate_strategy(
@@ -1073,6 +1109,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             preview_id=created.preview_id,
             confirm_text=created.confirm_text,
             expires_at=created.expires_at,
+            underlying_price=done.quote_snapshot.underlying_mid,
         )
         worst = analysis.max_loss_with_commission
         loss = "unbounded" if worst is None else f"${worst:,.2f} (commission included)"
@@ -1105,34 +1142,12 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         """Places exactly the previewed order as a limit order. Call only after the person has
         read the preview and its max loss and explicitly confirmed this exact order."""
         approval = await _approve(service, ctx, confirm_text)
-        request = ExecutePreview(
-            preview_id=preview_id, confirm_text=confirm_text, approval=approval
-        )
-        try:
-            reply = await service.ref("execution").call(request, timeout=TOOL_DEADLINE - 2)
-        except (ActorDown, CallTimeout) as exc:
-            # Never retried: the order may or may not have reached IB; execution reconciles
-            # by orderRef (= the preview id) before it accepts anything new.
-            raise _Failure(
-                ErrorCode.ORDER_OUTCOME_UNKNOWN,
-                f"the outcome of order {preview_id} is unknown ({type(exc).__name__})",
-                "Do not resend it. Check get_open_orders and get_positions in a "
-                "moment: SumpPump reconciles by this order_ref.",
-            ) from exc
-        match reply:
-            case ExecutionRefused(code=code, message=message, hint=hint):
-                raise _refusal(code, message, hint)
-            case OutcomeUnknown(order_ref=ref, message=message, hint=hint):
-                raise _Failure(ErrorCode.ORDER_OUTCOME_UNKNOWN, f"{message} (order {ref})", hint)
-        submitted = _expect(_raise_for_outcome(reply), OrderSubmitted)
-        summary = f"{submitted.message or submitted.status}\n{submitted.confirm_text}"
-        if submitted.stop_loss_prompt is not None:
-            summary += f"\n{submitted.stop_loss_prompt.text}"
-        return _ok(service, submitted, summary)
+        return await _execute_preview(service, preview_id, confirm_text, approval)
 
     @app.tool(
         annotations=_preview("Preview a stop loss"),
         output_schema=_schema_of(PreviewResult),
+        app=ticket_view(),
     )
     @_tool_body
     async def set_stop_loss(
@@ -1207,6 +1222,36 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         return not_yet("roll_position")
 
 
+async def _execute_preview(
+    service: Service, preview_id: str, confirm_text: str, approval: ApprovalContext
+) -> ToolResult:
+    """The one path from an approved preview to an order, shared by ``execute_trade`` and the
+    order ticket's Confirm: :class:`ExecutePreview` to the execution actor (re-check, single
+    use, epoch, breaker), then the structured answer. Raises :class:`_Failure`."""
+    request = ExecutePreview(preview_id=preview_id, confirm_text=confirm_text, approval=approval)
+    try:
+        reply = await service.ref("execution").call(request, timeout=TOOL_DEADLINE - 2)
+    except (ActorDown, CallTimeout) as exc:
+        # Never retried: the order may or may not have reached IB; execution reconciles
+        # by orderRef (= the preview id) before it accepts anything new.
+        raise _Failure(
+            ErrorCode.ORDER_OUTCOME_UNKNOWN,
+            f"the outcome of order {preview_id} is unknown ({type(exc).__name__})",
+            "Do not resend it. Check get_open_orders and get_positions in a "
+            "moment: SumpPump reconciles by this order_ref.",
+        ) from exc
+    match reply:
+        case ExecutionRefused(code=code, message=message, hint=hint):
+            raise _refusal(code, message, hint)
+        case OutcomeUnknown(order_ref=ref, message=message, hint=hint):
+            raise _Failure(ErrorCode.ORDER_OUTCOME_UNKNOWN, f"{message} (order {ref})", hint)
+    submitted = _expect(_raise_for_outcome(reply), OrderSubmitted)
+    summary = f"{submitted.message or submitted.status}\n{submitted.confirm_text}"
+    if submitted.stop_loss_prompt is not None:
+        summary += f"\n{submitted.stop_loss_prompt.text}"
+    return _ok(service, submitted, summary)
+
+
 def _client_can_elicit(ctx: Context) -> bool:
     try:
         capabilities = ctx.session.client_capabilities
@@ -1226,7 +1271,13 @@ async def _approve(service: Service, ctx: Context, confirm_text: str) -> Approva
     mode = service.settings.approval.strip().lower()
     can_elicit = _client_can_elicit(ctx)
     if mode != "elicit" or not can_elicit:
-        return ApprovalContext(mode=mode, client_can_elicit=can_elicit, approved_via="tool")
+        # In mode app execution refuses a tool-approved call: only the ticket's Confirm places.
+        return ApprovalContext(
+            mode=mode,
+            client_can_elicit=can_elicit,
+            client_has_ui=client_has_ui(ctx),
+            approved_via="tool",
+        )
     place, keep = "Place this order", "Do not place it"
     try:
         answer = await ctx.elicit(f"SumpPump order — {confirm_text}", response_type=[place, keep])
@@ -1259,4 +1310,6 @@ def _preview_result(created: PreviewCreated) -> PreviewResult:
         net_debit=created.net_debit,
         account_kind=created.account_kind,
         notes=created.notes,
+        breakevens=created.breakevens,
+        order=created.order,
     )

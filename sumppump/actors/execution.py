@@ -571,8 +571,8 @@ class ExecutionActor(Actor):
                 await self._audit_refusal(msg.preview_id, answer)
                 return answer
             if claimed.kind == "modify":
-                return await self._submit_modify(claimed)
-            return await self._submit(claimed)
+                return await self._submit_modify(claimed, msg.approval)
+            return await self._submit(claimed, msg.approval)
 
     async def _precheck(self, msg: ExecutePreview) -> Preview | ExecutionRefused:
         """Every check before the claim, in the documented order; the preview or a refusal."""
@@ -690,15 +690,21 @@ class ExecutionActor(Actor):
                 order_ref=pid,
             )
         if mode == "app" and ctx.approved_via != "ticket":
-            detail = (
-                "this MCP client declares no UI extension"
-                if not ctx.client_has_ui
-                else "the order was not confirmed on the order ticket"
-            )
+            if not ctx.client_has_ui:
+                # Fail closed: without the UI extension no ticket can be shown at all.
+                return _refused(
+                    ErrorCode.APPROVAL_REQUIRED,
+                    "SUMPPUMP_APPROVAL=app, but this MCP client declared no UI extension "
+                    "(io.modelcontextprotocol/ui), so it cannot show the order ticket",
+                    "nothing was sent; use a client that renders MCP Apps (Claude Desktop), "
+                    "or choose approval mode tws or client",
+                    reason="ticket_required",
+                    order_ref=pid,
+                )
             return _refused(
                 ErrorCode.APPROVAL_REQUIRED,
-                f"SUMPPUMP_APPROVAL=app: {detail}",
-                "confirm on the order ticket, or choose approval mode tws",
+                "SUMPPUMP_APPROVAL=app: only the order ticket's Confirm button places orders",
+                "press Confirm in the order ticket shown with the preview; nothing was sent",
                 reason="ticket_required",
                 order_ref=pid,
             )
@@ -903,7 +909,7 @@ class ExecutionActor(Actor):
 
     # ------------------------------------------------------------------ submission
 
-    async def _submit(self, preview: Preview) -> Reply:
+    async def _submit(self, preview: Preview, approval: ApprovalContext) -> Reply:
         ref = preview.preview_id
         order = preview.order
         if not preview.intact() or order.order_ref != ref:  # pragma: no cover - defensive
@@ -932,6 +938,7 @@ class ExecutionActor(Actor):
                 epoch=preview.epoch,
                 account_kind=preview.account_kind,
                 state="submitting",
+                approval=approval.description,
             )
         except OSError as exc:
             log.error("audit write failed; order %s not sent: %s", ref, exc)
@@ -952,7 +959,7 @@ class ExecutionActor(Actor):
             return await self._unknown(ref, f"{type(exc).__name__}: {exc}")
         return await self._placed(preview, reply)
 
-    async def _submit_modify(self, preview: Preview) -> Reply:
+    async def _submit_modify(self, preview: Preview, approval: ApprovalContext) -> Reply:
         """``kind="modify"``: re-send the working order ``replaces_order_ref`` under its own IB
         id and orderRef with the previewed terms (``ModifyOrder``)."""
         target_ref = preview.replaces_order_ref
@@ -979,6 +986,7 @@ class ExecutionActor(Actor):
                 digest=preview.digest,
                 order_id=target.order_id,
                 state=target.state,
+                approval=approval.description,
             )
         except OSError as exc:
             return _refused(

@@ -205,6 +205,18 @@ class ApprovalContext(msgspec.Struct, frozen=True, kw_only=True):
     client_has_ui: bool = False
     approved_via: ApprovedVia = "tool"
 
+    @property
+    def description(self) -> str:
+        """How the person approved, in words (the audit's submit line carries it)."""
+        return _APPROVED_WORDS[self.approved_via]
+
+
+_APPROVED_WORDS: dict[str, str] = {
+    "tool": "approved in the client's tool-approval prompt",
+    "elicitation": "approved in the elicitation prompt",
+    "ticket": "approved in ticket",
+}
+
 
 class ExecutePreview(Command, frozen=True, kw_only=True):
     """Place the stored order of ``preview_id`` once, after ``confirm_text`` matches exactly
