@@ -2,7 +2,9 @@
 
 It drives the real MCP server (in memory, through the fastmcp Client) exactly as Claude Desktop
 would, from the chain to a confirmed order, its fill, the stop-loss prompt and the stop order:
-every panel is what a tool answered. Any error makes the demo exit non-zero.
+every panel is what a tool answered. Any error makes the demo exit non-zero. When a system
+Chromium is installed, it also renders the order ticket (the MCP App Claude Desktop shows) in
+headless Chromium and saves a screenshot, whose path it prints.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from typing import Any
 
 import anyio
 from fastmcp import Client
+from fastmcp.apps import UI_EXTENSION_ID, UI_MIME_TYPE
+from mcp.client.extension import advertise
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
 from sumppump.mcp_server import create_app
+from sumppump.ticket.host import find_chromium, screenshot_ticket
 
 __all__ = ["main"]
 
@@ -124,7 +129,9 @@ async def _conversation(console: Console, out_dir: Path) -> int:
     ]
     failures = 0
     memory: dict[str, Any] = {}
-    async with Client(app) as client:
+    # Declares the MCP Apps extension, as Claude Desktop does.
+    ui = advertise(UI_EXTENSION_ID, {"mimeTypes": [UI_MIME_TYPE]})
+    async with Client(app, extensions=[ui]) as client:
         for step in steps:
             args = step.args(memory) if callable(step.args) else step.args
             console.print(f"\n[bold cyan]You:[/] {step.said}")
@@ -153,7 +160,29 @@ async def _conversation(console: Console, out_dir: Path) -> int:
                     path = out_dir / "payoff.png"
                     path.write_bytes(base64.b64decode(block.data))  # type: ignore[union-attr]
                     console.print(f"[green]payoff chart saved to {path}[/]")
+            if step.tool == "calculate_strategy":
+                await _ticket_screenshot(console, client, args, out_dir / "ticket.png")
     return failures
+
+
+async def _ticket_screenshot(
+    console: Console, client: Client[Any], args: dict[str, Any], path: Path
+) -> None:
+    """The order ticket as Claude Desktop would show it (a separate preview of the same order,
+    never confirmed), rendered in headless Chromium. Skipped, saying why, without Chromium."""
+    if find_chromium() is None:
+        console.print("[yellow]order ticket screenshot skipped: no chromium installed[/]")
+        return
+    try:
+        shot = await screenshot_ticket(client, "calculate_strategy", args, path)
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[yellow]order ticket screenshot skipped: {exc}[/]")
+        return
+    console.print(
+        f"[green]order ticket screenshot saved to {shot.path}[/] "
+        f"[dim](rendered in {shot.render_ms:.0f} ms)[/]",
+        soft_wrap=True,  # the path stays on one line, whole
+    )
 
 
 def main() -> int:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from sumppump.ticket.host import find_chromium
 
 
 def test_demo_runs_the_conversation_and_exits_zero(tmp_path: Path) -> None:
@@ -32,3 +35,7 @@ def test_demo_runs_the_conversation_and_exits_zero(tmp_path: Path) -> None:
     assert "Filled" in done.stdout and "Set a stop loss?" in done.stdout
     assert "payoff chart saved to" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+    if find_chromium() is not None:
+        saved = re.search(r"order ticket screenshot saved to (\S+\.png)", done.stdout)
+        assert saved, done.stdout[-2000:]
+        assert Path(saved.group(1)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
