@@ -10,6 +10,9 @@ Checks, in order (each PASS, WARN, FAIL or SKIP; :func:`run_checks`):
 5. **Options permission**: a what-if (never transmitted) of one near-the-money call at a
    one-nickel limit; a permission rejection or TWS's Read-Only API mode is a FAIL.
 6. **Claude Desktop**: its config exists and its ``sumppump`` entry starts this install.
+7. **Order ticket**: whether the configured client is known to render MCP Apps (Claude Desktop
+   does), so the order ticket shows, and whether the approval mode works with that client
+   (``app`` needs the ticket; ``elicit`` is refused by Claude Desktop, which cannot elicit).
 
 When the port is closed or the handshake fails, the checks that need TWS are SKIP. The exit code
 of :func:`main` is 1 when any check FAILs, 0 otherwise. Only the connection actor talks to TWS
@@ -72,6 +75,7 @@ __all__ = [
     "CHECK_NAMES",
     "CheckResult",
     "Status",
+    "check_order_ticket",
     "environment_report",
     "exit_code",
     "main",
@@ -82,15 +86,16 @@ log = logging.getLogger(__name__)
 
 Status = Literal["PASS", "WARN", "FAIL", "SKIP"]
 
-PORT, HANDSHAKE, ACCOUNT, MARKET_DATA, OPTIONS, CLAUDE = (
+PORT, HANDSHAKE, ACCOUNT, MARKET_DATA, OPTIONS, CLAUDE, TICKET = (
     "TWS port",
     "API handshake",
     "Account",
     "Market data",
     "Options permission",
     "Claude Desktop",
+    "Order ticket",
 )
-CHECK_NAMES: Final = (PORT, HANDSHAKE, ACCOUNT, MARKET_DATA, OPTIONS, CLAUDE)
+CHECK_NAMES: Final = (PORT, HANDSHAKE, ACCOUNT, MARKET_DATA, OPTIONS, CLAUDE, TICKET)
 
 FIX_START_TWS: Final = (
     "Start TWS or IB Gateway; API → Settings → Enable ActiveX and Socket Clients; port 7497 "
@@ -174,6 +179,7 @@ async def run_checks(
             settings, test_symbol, today or date.today(), timeout, what_if_timeout, add
         )
     add(check_claude_desktop(settings))
+    add(check_order_ticket(settings))
     return results
 
 
@@ -635,6 +641,65 @@ def check_claude_desktop(settings: Settings) -> CheckResult:
             'Run doctor with the same settings, or change "env" in ' + str(path),
         )
     return CheckResult(CLAUDE, "PASS", f"{path} starts {command} {' '.join(map(str, args))}")
+
+
+#: MCP clients known to render MCP Apps (the ``io.modelcontextprotocol/ui`` extension).
+CLIENTS_RENDERING_APPS: Final = {"Claude Desktop": True}
+
+
+def check_order_ticket(settings: Settings) -> CheckResult:
+    """Whether the configured client renders the order ticket (an MCP App), and whether the
+    approval mode it runs SumpPump with can place orders there. Never raises.
+
+    The mode is the Claude entry's ``SUMPPUMP_APPROVAL`` when it sets one, else ``settings``'.
+    """
+    path = claude_config.config_path()
+    try:
+        config = claude_config.read_config(path)
+    except claude_config.ConfigUnreadable:
+        config = None
+    entry = ((config or {}).get("mcpServers") or {}).get(claude_config.SERVER_NAME)
+    env = entry.get("env") if isinstance(entry, dict) else None
+    mode = str((env or {}).get("SUMPPUMP_APPROVAL", settings.approval)).strip().lower()
+    if mode not in ("client", "elicit", "tws", "app"):
+        return CheckResult(
+            TICKET,
+            "FAIL",
+            f"SUMPPUMP_APPROVAL={mode!r} is not an approval mode: every order is refused",
+            "Set SUMPPUMP_APPROVAL to client, app, tws or elicit",
+        )
+    if not isinstance(entry, dict):
+        if mode == "app":
+            return CheckResult(
+                TICKET,
+                "WARN",
+                "approval mode app needs a client that renders MCP Apps; none is configured",
+                FIX_INSTALL_CLAUDE,
+            )
+        return CheckResult(
+            TICKET, "SKIP", "no MCP client configured (Claude Desktop renders the ticket)"
+        )
+    client = "Claude Desktop"
+    if mode == "elicit":
+        return CheckResult(
+            TICKET,
+            "WARN",
+            f"{client} renders MCP Apps (the ticket shows) but cannot elicit: approval mode "
+            "elicit refuses every order there",
+            'Set "SUMPPUMP_APPROVAL": "app" (Confirm in the ticket) or "client" in ' + str(path),
+        )
+    renders = CLIENTS_RENDERING_APPS.get(client, False)
+    how = {
+        "client": "orders by the ticket's Confirm or Claude's tool prompt",
+        "app": "orders only by the ticket's Confirm",
+        "tws": "orders wait for Transmit in TWS",
+    }[mode]
+    return CheckResult(
+        TICKET,
+        "PASS" if renders else "WARN",
+        f"{client} renders MCP Apps: the order ticket shows with every preview "
+        f"(approval mode {mode}: {how})",
+    )
 
 
 def _same_file(a: str, b: str) -> bool:
