@@ -43,6 +43,7 @@ async def spread_args(client: Any) -> dict[str, Any]:
         "strategy": "bull_call_spread",
         "expiry": data["expiry"],
         "strikes": [strikes[2], strikes[4]],
+        "quantity": 2,
     }
 
 
@@ -69,6 +70,11 @@ async def test_ticket_shows_the_structured_max_loss_and_its_confirm_places_one_o
             assert max_loss_text.splitlines()[0] == money(worst)
             assert dollars(max_loss_text) == worst
             assert "SIMULATED" in await ticket.get_by_test_id("account-kind").inner_text()
+            legs = await ticket.get_by_test_id("legs").locator("tr").all_inner_texts()
+            assert [row.split()[:2] for row in legs[1:]] == [
+                [leg["leg"]["action"], str(abs(leg["position"]))]
+                for leg in data["analysis"]["legs"]
+            ]
             assert data["confirm_text"] == await ticket.get_by_test_id("confirm-text").inner_text()
             breakeven = data["analysis"]["breakevens"][0]
             assert f"{breakeven:.2f}" in await ticket.get_by_test_id("breakevens").inner_text()
