@@ -38,7 +38,9 @@ async def test_serve_sim_over_stdio_answers_tools_and_exits_cleanly(tmp_path: Pa
     with anyio.fail_after(60):
         async with Client(transport(tmp_path)) as client:
             tools = await client.list_tools()
-            assert len(tools) == 17
+            model_visible = [t for t in tools if "visibility" not in (t.meta or {}).get("ui", {})]
+            assert len(model_visible) == 17  # plus the order ticket's two app-only tools
+            assert len(tools) == 19
             status = await client.call_tool("get_status", {})
             assert status.structured_content is not None
             assert status.structured_content["environment"] == "SIMULATED"
