@@ -850,6 +850,7 @@ def _install_order_ticket(app: FastMCP[Any], service: Service) -> None:
         place=place_from_ticket,
         net_liquidation=net_liquidation,
         approval_mode=lambda: service.settings.approval.strip().lower(),
+        environment=lambda: service.kind,
     )
 
 

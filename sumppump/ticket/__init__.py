@@ -236,6 +236,7 @@ def install_views(
     place: PlacePreview,
     net_liquidation: NetLiquidation,
     approval_mode: Callable[[], str],
+    environment: Callable[[], str],
 ) -> TicketBook:
     """Register the ticket and chain resources, the app-only Confirm/Cancel tools and the
     middleware that issues ticket tokens. Call once per app, after or before the tools that
@@ -243,7 +244,8 @@ def install_views(
 
     ``place(preview_id, confirm_text, approval)``: the execution path of ``execute_trade``.
     ``approval_mode()``: ``SUMPPUMP_APPROVAL`` as the tool layer reads it (must agree with
-    execution's own reading, which refuses otherwise).
+    execution's own reading, which refuses otherwise). ``environment()``: LIVE / PAPER /
+    SIMULATED / UNKNOWN, carried by every successful result like the other tools'.
     """
     book = TicketBook()
 
@@ -331,7 +333,12 @@ def install_views(
         text = "Ticket cancelled: nothing was sent."
         return ToolResult(
             content=[TextContent(type="text", text=text)],
-            structured_content={"preview_id": preview_id, "cancelled": ticket is not None},
+            structured_content={
+                "preview_id": preview_id,
+                "cancelled": ticket is not None,
+                "environment": environment(),
+                "summary": text,
+            },
         )
 
     app.add_middleware(TicketMiddleware(app, book, net_liquidation))
