@@ -24,13 +24,14 @@ def ui_extension() -> Any:
 
 @asynccontextmanager
 async def ticket_app(
-    tmp_path: Path, *, approval: str = "client", with_ui: bool = True
+    tmp_path: Path, *, approval: str = "client", with_ui: bool = True, mode: str = "auto"
 ) -> AsyncIterator[tuple[Client[Any], Service]]:
-    """The simulated app behind an in-memory client, connected to its TWS; audit in tmp_path."""
+    """The simulated app behind an in-memory client, connected to its TWS; audit in tmp_path.
+    ``mode="legacy"`` forces the pre-2026 initialize handshake (as older hosts speak it)."""
     settings = Settings(audit_path=tmp_path / "audit.jsonl", approval=approval)
     app = create_app(settings, simulated=True, cache_dir=tmp_path)
     extensions = [ui_extension()] if with_ui else None
-    async with Client(app, extensions=extensions) as client:
+    async with Client(app, extensions=extensions, mode=mode) as client:  # type: ignore[arg-type]
         service: Service = app.state  # type: ignore[attr-defined]
         with anyio.fail_after(20):
             while True:

@@ -240,3 +240,12 @@ async def test_the_stop_loss_preview_opens_a_ticket_with_the_exact_order(tmp_pat
         placed_stop = await confirm(client, stop)
         assert not placed_stop.is_error, placed_stop.structured_content
         assert len(placed(service, data["preview_id"])) == 1
+
+
+async def test_a_host_on_the_legacy_initialize_handshake_is_recognised(tmp_path: Path) -> None:
+    """Hosts that still speak the pre-2026 handshake declare the extension there too."""
+    async with ticket_app(tmp_path, approval="app", mode="legacy") as (client, service):
+        preview = await spread_preview(client)
+        clicked = await confirm(client, preview)
+        assert not clicked.is_error, clicked.structured_content
+        assert len(placed(service)) == 1
