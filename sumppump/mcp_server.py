@@ -77,12 +77,14 @@ from sumppump.messages.execution import (
     CancelByRef,
     CancelResult,
     CreatePreview,
+    DeclinePreview,
     ExecutePreview,
     ExecutionRefused,
     OrderSubmitted,
     OutcomeUnknown,
     PrepareStopLoss,
     PreviewCreated,
+    Voided,
 )
 from sumppump.messages.orders import OrderSpec
 from sumppump.messages.rate_limiter import GetPacingStats, PacingDelayed, PacingStats
@@ -845,12 +847,20 @@ def _install_order_ticket(app: FastMCP[Any], service: Service) -> None:
             return None
         return reply.net_liquidation if isinstance(reply, AccountSnapshot) else None
 
+    async def decline(preview_id: str) -> bool:
+        try:
+            reply = await service.ask("execution", DeclinePreview(preview_id=preview_id), timeout=5)
+        except _Failure:
+            return False
+        return isinstance(reply, Voided) and bool(reply.preview_ids)
+
     install_views(
         app,
         place=place_from_ticket,
         net_liquidation=net_liquidation,
         approval_mode=lambda: service.settings.approval.strip().lower(),
         environment=lambda: service.kind,
+        decline=decline,
     )
 
 

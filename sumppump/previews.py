@@ -64,6 +64,7 @@ TombstoneReason = Literal[
     "risk_refused",  # the re-check at execute time refused it
     "epoch_changed",  # the connection was re-established since the preview
     "evicted",  # too many open previews; the oldest was dropped
+    "declined",  # the person pressed Cancel in the order ticket
 ]
 
 

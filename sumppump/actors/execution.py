@@ -61,6 +61,7 @@ from sumppump.messages.execution import (
     CancelByRef,
     CancelResult,
     CreatePreview,
+    DeclinePreview,
     ExecutePreview,
     ExecutionRefused,
     ExecutionRequest,
@@ -268,6 +269,11 @@ _TOMBSTONE_ANSWERS: Final = {
         "this preview was dropped (too many open previews)",
         "make a fresh preview",
     ),
+    "declined": (
+        ErrorCode.PREVIEW_EXPIRED,
+        "the person declined this preview (Cancel in the order ticket)",
+        "nothing was sent; make a new preview only if the person asks for it",
+    ),
 }
 
 
@@ -464,6 +470,12 @@ class ExecutionActor(Actor):
                 ids = self._store.void_symbol(symbol)
                 await self._void(ids, None)
                 return Voided(symbol=symbol.upper(), preview_ids=tuple(ids))
+            case DeclinePreview(preview_id=pid):
+                tomb = self._store.retire(pid.strip(), "declined")
+                if tomb is None:
+                    return Voided(symbol="", preview_ids=())
+                await self._audit_safe("preview", order_ref=tomb.preview_id, action="declined")
+                return Voided(symbol=tomb.symbol, preview_ids=(tomb.preview_id,))
             case _:
                 assert_never(msg)
 

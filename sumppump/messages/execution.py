@@ -66,6 +66,7 @@ __all__ = [
     "CancelByRef",
     "CancelResult",
     "CreatePreview",
+    "DeclinePreview",
     "ExecutePreview",
     "ExecutionRefused",
     "ExecutionReply",
@@ -407,6 +408,14 @@ class VoidSymbol(Command, frozen=True, kw_only=True):
     symbol: str
 
 
+class DeclinePreview(Command, frozen=True, kw_only=True):
+    """The person declined ``preview_id`` (Cancel in the order ticket): retire it so nothing,
+    neither the ticket nor ``execute_trade``, can place it. Reply :class:`Voided` (empty
+    ``preview_ids`` when it was no longer open)."""
+
+    preview_id: str
+
+
 class Voided(Reply, frozen=True, kw_only=True):
     symbol: str
     preview_ids: tuple[str, ...]
@@ -422,6 +431,7 @@ ExecutionRequest = (
     | ResetBreaker
     | GetBreaker
     | VoidSymbol
+    | DeclinePreview
 )
 ExecutionReply = (
     PreviewCreated

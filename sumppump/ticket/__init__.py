@@ -83,6 +83,8 @@ _BOOK_SIZE: Final = 256
 PlacePreview = Callable[[str, str, ApprovalContext], Awaitable[ToolResult]]
 #: The account's net liquidation (``None`` when not known); shown as the share max loss is of it.
 NetLiquidation = Callable[[], Awaitable[float | None]]
+#: Retire a preview the person declined (Cancel); ``True`` when it was still open.
+DeclinePreview = Callable[[str], Awaitable[bool]]
 
 
 def ticket_view() -> AppConfig:
@@ -237,6 +239,7 @@ def install_views(
     net_liquidation: NetLiquidation,
     approval_mode: Callable[[], str],
     environment: Callable[[], str],
+    decline: DeclinePreview,
 ) -> TicketBook:
     """Register the ticket and chain resources, the app-only Confirm/Cancel tools and the
     middleware that issues ticket tokens. Call once per app, after or before the tools that
@@ -246,6 +249,8 @@ def install_views(
     ``approval_mode()``: ``SUMPPUMP_APPROVAL`` as the tool layer reads it (must agree with
     execution's own reading, which refuses otherwise). ``environment()``: LIVE / PAPER /
     SIMULATED / UNKNOWN, carried by every successful result like the other tools'.
+    ``decline(preview_id)``: the person's Cancel retires the preview in execution, so
+    ``execute_trade`` cannot place it afterwards either.
     """
     book = TicketBook()
 
@@ -325,17 +330,25 @@ def install_views(
         preview_id: Annotated[str, Field(min_length=1, max_length=100)],
         ticket_token: Annotated[str, Field(min_length=1, max_length=100)],
     ) -> ToolResult:
-        """The order ticket's Cancel button (app only): this ticket can no longer confirm.
-        Nothing is sent to the broker."""
+        """The order ticket's Cancel button (app only): the person declined this preview;
+        neither the ticket nor execute_trade can place it any more. Nothing is sent."""
         ticket = book.lookup(preview_id.strip(), ticket_token.strip())
+        declined = False
         if ticket is not None:
             book.forget(ticket.preview_id)
-        text = "Ticket cancelled: nothing was sent."
+            declined = await decline(ticket.preview_id)
+        text = (
+            "The person declined this order in the ticket: nothing was sent, and the preview "
+            "can no longer be executed."
+            if declined
+            else "Ticket closed: nothing was sent."
+        )
         return ToolResult(
             content=[TextContent(type="text", text=text)],
             structured_content={
                 "preview_id": preview_id,
                 "cancelled": ticket is not None,
+                "preview_voided": declined,
                 "environment": environment(),
                 "summary": text,
             },

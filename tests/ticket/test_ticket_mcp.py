@@ -220,8 +220,28 @@ async def test_a_wrong_or_cancelled_ticket_token_places_nothing(tmp_path: Path) 
             {"preview_id": data["preview_id"], "ticket_token": preview.meta[META_KEY]["token"]},
         )
         assert cancelled.structured_content["cancelled"] is True
+        assert cancelled.structured_content["preview_voided"] is True
         after_cancel = await confirm(client, preview)
         assert error_of(after_cancel)["code"] == "APPROVAL_REQUIRED"
+        assert placed(service) == []
+
+
+async def test_cancel_in_the_ticket_also_stops_execute_trade(tmp_path: Path) -> None:
+    async with ticket_app(tmp_path, approval="client") as (client, service):
+        preview = await spread_preview(client)
+        data = preview.structured_content
+        await client.call_tool(
+            CANCEL_TOOL,
+            {"preview_id": data["preview_id"], "ticket_token": preview.meta[META_KEY]["token"]},
+        )
+        late = await client.call_tool(
+            "execute_trade",
+            {"preview_id": data["preview_id"], "confirm_text": data["confirm_text"]},
+            raise_on_error=False,
+        )
+        error = error_of(late)
+        assert error["code"] == "PREVIEW_EXPIRED"
+        assert "declined" in error["message"]
         assert placed(service) == []
 
 
