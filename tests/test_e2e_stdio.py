@@ -105,7 +105,9 @@ def test_stdout_carries_only_protocol_messages_and_eof_ends_the_process(tmp_path
                     assert message["jsonrpc"] == "2.0"
                     if "id" in message:
                         answers[message["id"]] = message
-            assert len(answers[2]["result"]["tools"]) == 17
+            listed = answers[2]["result"]["tools"]
+            assert len(listed) == 19  # the design's 17 and the order ticket's two app-only tools
+            assert sum("visibility" in t.get("_meta", {}).get("ui", {}) for t in listed) == 2
             assert answers[3]["result"]["structuredContent"]["environment"] == "SIMULATED"
             proc.stdin.close()  # the client goes away: the server must exit by itself
             proc.wait(timeout=20)
