@@ -157,3 +157,49 @@ async def test_the_chain_opens_as_a_table_that_sorts_by_a_clicked_column(
         shown = await table.locator(f"tbody td:nth-child({iv_column})").all_inner_texts()
         values = [float(v.rstrip("%")) for v in shown if v != "–"]
         assert values == sorted(values, reverse=True)
+
+
+async def render_standalone(browser: Any, result: dict[str, Any]) -> Any:
+    """The ticket page on its own (its parent is itself), handed ``result`` as a tool result:
+    for states the simulator does not produce (a LIVE account, a check that could not run)."""
+    from sumppump.ticket import ticket_html
+
+    page = await browser.new_page(viewport={"width": 820, "height": 1200})
+    await page.set_content(ticket_html())
+    await page.evaluate(
+        "r => window.postMessage({jsonrpc: '2.0', method: 'ui/notifications/tool-result',"
+        " params: r}, '*')",
+        result,
+    )
+    return page
+
+
+async def test_a_live_account_a_check_not_run_and_an_expired_preview_are_impossible_to_miss(
+    tmp_path: Path, browser: Any
+) -> None:
+    async with ticket_app(tmp_path) as (client, _):
+        preview = await client.call_tool_mcp("calculate_strategy", await spread_args(client))
+    result = preview.model_dump(by_alias=True, exclude_none=True, mode="json")
+    data = result["structuredContent"]
+    data["account_kind"] = "LIVE"
+    data["checks"][-1] = {**data["checks"][-1], "status": "not_run", "detail": "no quote"}
+    page = await render_standalone(browser, result)
+    await page.locator("body[data-rendered-at]").wait_for(timeout=5_000)
+    banner = page.get_by_test_id("account-kind")
+    assert "LIVE ACCOUNT — REAL MONEY" in await banner.inner_text()
+    assert "LIVE" in (await banner.get_attribute("class") or "").split()
+    not_run = await page.get_by_test_id("checks-not-run").inner_text()
+    assert data["checks"][-1]["name"].replace("_", " ") in not_run and "no quote" in not_run
+    assert await page.get_by_test_id("confirm").is_enabled()
+
+    data["expires_at"] = "2000-01-01T00:00:00+00:00"  # long gone
+    expired = await render_standalone(browser, result)
+    await expired.locator("body[data-rendered-at]").wait_for(timeout=5_000)
+    assert "expired" in await expired.get_by_test_id("timer").inner_text()
+    assert not await expired.get_by_test_id("confirm").is_enabled()
+
+    del result["_meta"]["sumppump/ticket"]  # no token from the server: nothing to confirm with
+    data["expires_at"] = "2999-01-01T00:00:00+00:00"
+    untokened = await render_standalone(browser, result)
+    await untokened.locator("body[data-rendered-at]").wait_for(timeout=5_000)
+    assert not await untokened.get_by_test_id("confirm").is_enabled()
