@@ -51,6 +51,8 @@ from sumppump.messages.errors import ErrorCode, ToolError
 from sumppump.messages.execution import ApprovalContext
 
 __all__ = [
+    "APP_MODE_NOTE",
+    "APP_MODE_NO_UI_NOTE",
     "CANCEL_TOOL",
     "CHAIN_URI",
     "CONFIRM_TOOL",
@@ -190,15 +192,35 @@ def _error(code: ErrorCode, message: str, hint: str) -> ToolResult:
     )
 
 
+#: Added to a previewing tool's text in approval mode ``app``: the model must not ask for
+#: execute_trade, which refuses there.
+APP_MODE_NOTE: Final = (
+    "Approval mode app: the order ticket shown with this preview is the only way to place it; "
+    "ask the person to review it and press Confirm there (execute_trade will refuse)."
+)
+APP_MODE_NO_UI_NOTE: Final = (
+    "Approval mode app, but this client cannot show the order ticket (it declared no MCP Apps "
+    "UI extension): this order cannot be placed from here."
+)
+
+
 class TicketMiddleware(Middleware):
     """Adds the app-facing facts to the result of every tool that carries the ticket view:
     ``_meta["sumppump/ticket"] = {token, net_liquidation}``. Results without a preview (errors,
-    refusals) pass unchanged; the model-facing content and structured content are untouched."""
+    refusals) pass unchanged. The model-facing content is only added to: in approval mode
+    ``app`` a line saying that the ticket's Confirm is the way to place the order."""
 
-    def __init__(self, app: FastMCP[Any], book: TicketBook, net_liquidation: NetLiquidation):
+    def __init__(
+        self,
+        app: FastMCP[Any],
+        book: TicketBook,
+        net_liquidation: NetLiquidation,
+        approval_mode: Callable[[], str],
+    ):
         self._app = app
         self._book = book
         self._net_liquidation = net_liquidation
+        self._approval_mode = approval_mode
 
     async def on_call_tool(
         self,
@@ -226,6 +248,11 @@ class TicketMiddleware(Middleware):
             **(result.meta or {}),
             META_KEY: {"token": ticket.token, "net_liquidation": net_liquidation},
         }
+        if self._approval_mode() == "app":
+            ctx = context.fastmcp_context
+            shown = ctx is not None and client_has_ui(ctx)
+            note = APP_MODE_NOTE if shown else APP_MODE_NO_UI_NOTE
+            result.content = [*result.content, TextContent(type="text", text=note)]
         return result
 
 
@@ -354,7 +381,7 @@ def install_views(
             },
         )
 
-    app.add_middleware(TicketMiddleware(app, book, net_liquidation))
+    app.add_middleware(TicketMiddleware(app, book, net_liquidation, approval_mode))
     return book
 
 

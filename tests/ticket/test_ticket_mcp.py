@@ -11,7 +11,15 @@ from typing import Any
 import anyio
 import pytest
 
-from sumppump.ticket import CANCEL_TOOL, CHAIN_URI, CONFIRM_TOOL, META_KEY, TICKET_URI
+from sumppump.ticket import (
+    APP_MODE_NO_UI_NOTE,
+    APP_MODE_NOTE,
+    CANCEL_TOOL,
+    CHAIN_URI,
+    CONFIRM_TOOL,
+    META_KEY,
+    TICKET_URI,
+)
 from tests.ticket.support import (
     app_visible,
     model_visible,
@@ -132,6 +140,10 @@ async def test_app_mode_refuses_execute_trade_and_places_once_for_five_simultane
         assert error["code"] == "APPROVAL_REQUIRED"
         assert "press Confirm in the order ticket" in error["hint"]
         assert placed(service) == []
+        # The model is told so with the preview itself (added text; nothing removed).
+        texts = [getattr(block, "text", "") for block in preview.content]
+        assert texts[-1] == APP_MODE_NOTE
+        assert data["summary"] in texts[0]
 
         results: list[Any] = []
 
@@ -171,6 +183,7 @@ async def test_app_mode_fails_closed_for_a_client_without_the_ui_extension(
         error = error_of(refused)
         assert error["code"] == "APPROVAL_REQUIRED"
         assert "UI extension" in error["message"]
+        assert getattr(preview.content[-1], "text", "") == APP_MODE_NO_UI_NOTE
         assert "nothing was sent" in error["hint"].lower()
         # Even with the right token, a client that shows no ticket cannot confirm one.
         clicked = await confirm(client, preview)
