@@ -747,6 +747,11 @@ class SimTWS:
             self.broker.place(req, conn.client_id)
         except OrderRejected as exc:
             conn.send(p.error(req.order_id, exc.code, exc.text, exc.advanced_json))
+            live = self.broker.orders.get((conn.client_id, req.order_id))
+            if not req.what_if and live is not None and live.is_active:
+                # A refused modification leaves the order working as it was; say so, since
+                # ib_async marks the trade ValidationError or Cancelled on the error alone.
+                self._send_order(conn, live)
             return
         if self.link_up:
             self.broker.step()
