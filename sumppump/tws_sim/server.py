@@ -496,7 +496,9 @@ class SimTWS:
             if conn.positions_subscribed:
                 for inst in instruments:
                     pos = acct.positions[inst.con_id]
-                    conn.send(p.position(account_id, inst.wire(""), pos.quantity, pos.avg_cost))
+                    conn.send(
+                        p.position(account_id, inst.wire(""), pos.quantity, round(pos.avg_cost, 4))
+                    )
             if conn.account_updates == account_id:
                 for inst in instruments:
                     self._send_portfolio_item(conn, account_id, inst)

@@ -126,6 +126,7 @@ async def test_oca_type_1_fill_cancels_the_other_orders_without_an_error(
     assert positions(ib)[stock.conId][0] == 150
     completed = await ib.reqCompletedOrdersAsync(False)
     assert sorted(c.orderStatus.status for c in completed) == ["Cancelled", "Cancelled", "Filled"]
+    assert {(c.order.ocaGroup, c.order.ocaType) for c in completed} == {("G1", 1)}
 
 
 async def test_oca_type_2_full_close_cancels_the_protective_stop(
