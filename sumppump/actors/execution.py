@@ -970,6 +970,7 @@ class ExecutionActor(PositionChanges, Actor):
             strategy=preview.strategy,
             max_loss=preview.max_loss,
             max_gain=preview.max_gain,
+            order_max_loss=preview.order_max_loss,
             opening_con_ids=preview.opening_con_ids,
             entry_offset=value if preview.kind == "roll" and value is not None else 0.0,
         )
@@ -1135,7 +1136,10 @@ class ExecutionActor(PositionChanges, Actor):
         if kind != "stop":
             meta = self._meta.get(ref, OrderMeta())
             self._meta[ref] = msgspec.structs.replace(
-                meta, max_loss=preview.max_loss, max_gain=preview.max_gain
+                meta,
+                max_loss=preview.max_loss,
+                max_gain=preview.max_gain,
+                order_max_loss=preview.order_max_loss,
             )
         if ref in self._orders:
             self._orders[ref] = replace(self._orders[ref], quantity=float(preview.order.quantity))

@@ -103,6 +103,9 @@ class OrderMeta(msgspec.Struct, frozen=True, kw_only=True):
     strategy: str = ""
     max_loss: float | None = None
     max_gain: float | None = None
+    #: The loss the order itself adds (a covered call on held shares adds less than the
+    #: structure's max loss): what the risk re-check of a modification compares.
+    order_max_loss: float | None = None
     opening_con_ids: tuple[int, ...] = ()
     #: A roll's fill price is the roll's net; the new position's entry is that plus this (the
     #: old position's value per unit when the roll was previewed).
@@ -555,7 +558,9 @@ class PositionChanges:
                 replaces_order_ref=ref,
                 warnings=tuple(notes),
                 commission=details.commission,
-                order_max_loss=0.0 if kind in ("close", "stop") else after_loss,
+                order_max_loss=0.0
+                if kind in ("close", "stop")
+                else _shifted(meta.order_max_loss, current, new, after_loss),
                 details=details,
             )
         )
@@ -1011,6 +1016,17 @@ def _modified_risk(
     loss_after = None if per_unit_loss is None else round((per_unit_loss + shift) * new.quantity, 2)
     gain_after = None if per_unit_gain is None else round((per_unit_gain - shift) * new.quantity, 2)
     return meta.max_loss, loss_after, meta.max_gain, gain_after
+
+
+def _shifted(
+    loss: float | None, old: OrderSpec, new: OrderSpec, fallback: float | None
+) -> float | None:
+    """``loss`` (an order's own added loss) moved by a change of price and quantity, like
+    :func:`_modified_risk` moves the structure's; ``fallback`` when it was not recorded."""
+    if loss is None:
+        return fallback
+    shift = ((new.limit_price or 0.0) - (old.limit_price or 0.0)) * price_multiplier(old)
+    return round((loss / old.quantity + shift) * new.quantity, 2)
 
 
 def _stop_loss(order: OrderSpec, held: Sequence[PositionInfo], mult: float) -> float | None:
