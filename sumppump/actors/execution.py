@@ -973,6 +973,7 @@ class ExecutionActor(PositionChanges, Actor):
             order_max_loss=preview.order_max_loss,
             opening_con_ids=preview.opening_con_ids,
             entry_offset=value if preview.kind == "roll" and value is not None else 0.0,
+            closes_order_ref=preview.details.closes_order_ref if preview.details else "",
         )
         try:
             await self._audit.write(

@@ -107,6 +107,8 @@ class OrderMeta(msgspec.Struct, frozen=True, kw_only=True):
     #: structure's max loss): what the risk re-check of a modification compares.
     order_max_loss: float | None = None
     opening_con_ids: tuple[int, ...] = ()
+    #: A close or roll of a combo opened here: that combo's order_ref (its units shrink).
+    closes_order_ref: str = ""
     #: A roll's fill price is the roll's net; the new position's entry is that plus this (the
     #: old position's value per unit when the roll was previewed).
     entry_offset: float = 0.0
@@ -195,21 +197,30 @@ class PositionChanges:
     def _opened_combos(self, symbol: str) -> list[OpenedCombo]:
         """Multi-leg orders of ours in ``symbol`` that opened something and filled, oldest
         first, with only the legs they opened."""
+        closed: dict[str, float] = {}
+        for ref, meta in self._meta.items():
+            if meta.closes_order_ref and ref in self._orders:
+                closed[meta.closes_order_ref] = (
+                    closed.get(meta.closes_order_ref, 0.0) + self._orders[ref].filled
+                )
         combos = []
-        for ref, (spec, kind) in self._specs.items():
+        # Newest first: a combo opened in this session claims the positions before an older
+        # record of the journal does.
+        for ref, (spec, kind) in reversed(list(self._specs.items())):
             tracked = self._orders.get(ref)
             if kind not in ("open", "roll") or spec.symbol != symbol or tracked is None:
                 continue
             meta = self._meta.get(ref, OrderMeta())
             opening = set(meta.opening_con_ids)
             legs = tuple(leg for leg in spec.legs if not opening or leg.con_id in opening)
-            if len(legs) < 2 or tracked.filled <= 0:
+            units = int(tracked.filled - closed.get(ref, 0.0) + 1e-9)
+            if len(legs) < 2 or units <= 0:
                 continue
             combos.append(
                 OpenedCombo(
                     order_ref=ref,
                     legs=legs,
-                    filled_units=int(tracked.filled),
+                    filled_units=units,
                     strategy=meta.strategy or _infer_strategy(legs),
                 )
             )
@@ -397,6 +408,7 @@ class PositionChanges:
             action="close",
             position=structure.describe(),
             quantity=units,
+            closes_order_ref=structure.opened_by,
             held=cap,
             limit_price=limit,
             mid=mid,
@@ -649,6 +661,7 @@ class PositionChanges:
             action="roll",
             position=structure.describe(),
             quantity=units,
+            closes_order_ref=structure.opened_by,
             held=structure.units,
             limit_price=limit,
             mid=mid,

@@ -290,13 +290,15 @@ class ChangeDetails(msgspec.Struct, frozen=True, kw_only=True):
     (per share, positive for a long); ``cash`` is money for the whole order at the limit
     (positive = received, negative = paid);
     ``realised_pnl`` the P&L against IB's average cost at the limit (commission excluded);
-    ``holds_after`` what the account holds in the symbol once it fills; ``level2`` the rule's
+    ``closes_order_ref`` the order that opened the combo being closed or rolled (if one of
+    ours); ``holds_after`` what the account holds in the symbol once it fills; ``level2`` the rule's
     verdict on that; ``stops`` what happens to the position's protective orders.
     """
 
     action: Literal["close", "modify", "roll"]
     position: str
     quantity: int
+    closes_order_ref: str = ""
     held: int = 0
     limit_price: float | None = None
     mid: float | None = None
