@@ -1736,6 +1736,8 @@ async def risk_via_actor(
         commission=preview.commission,
         summary=preview.confirm_text,
         shares_held_used=preview.shares_held_used,
+        # A close (or a change to one) adds no loss: its own analysis says so.
+        reduces_exposure=preview.order_max_loss == 0.0,
         liquid_hours=hours[0],
         trading_hours=hours[1],
         time_zone=hours[2],
