@@ -46,6 +46,7 @@ __all__ = [
     "group_structures",
     "level2_after",
     "natural_price",
+    "position_names",
     "positions_after",
     "realised_pnl",
 ]
@@ -127,7 +128,8 @@ def describe_position(p: PositionInfo) -> str:
     return f"{p.symbol} shares"
 
 
-def _names_of(p: PositionInfo) -> set[str]:
+def position_names(p: PositionInfo) -> set[str]:
+    """Every name ``position`` may give for ``p`` (upper case, single spaces)."""
     names = {str(p.con_id)}
     if p.sec_type == "OPT":
         names.add(f"{p.symbol} {p.expiry} {(p.strike or 0.0):g} {p.right}".upper())
@@ -265,10 +267,10 @@ def choose_structure(wanted: str | None, structures: Sequence[Structure]) -> Str
         return named[0]
     if len(named) > 1:
         return Choice(message=f"{len(named)} positions are a {wanted.strip()}", options=options)
-    singles = [s for s in structures if s.is_single and key in _names_of(s.legs[0].position)]
+    singles = [s for s in structures if s.is_single and key in position_names(s.legs[0].position)]
     if len(singles) == 1:
         return singles[0]
-    legs = [(s, leg) for s in structures for leg in s.legs if key in _names_of(leg.position)]
+    legs = [(s, leg) for s in structures for leg in s.legs if key in position_names(leg.position)]
     if legs and len({leg.position.con_id for _, leg in legs}) == 1:
         position = legs[0][1].position
         held = sum(leg.ratio * s.units for s, leg in legs)

@@ -48,6 +48,7 @@ from sumppump.actors.position_changes import (
 )
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
 from sumppump.audit import AuditLog, read_audit_tail
+from sumppump.holdings import describe_position, position_names
 from sumppump.messages.base import Message, Reply
 from sumppump.messages.chain_cache import GetLegQuotes, LegKey, LegQuotes, SymbolSwitched
 from sumppump.messages.common import NoMarketData, NotConnected, Ping, Pong, Quote
@@ -55,10 +56,8 @@ from sumppump.messages.connection import (
     ConnectionDown,
     ConnectionState,
     ConnectionUp,
-    FetchPositions,
     GetConnectionState,
     PositionInfo,
-    Positions,
 )
 from sumppump.messages.errors import ErrorCode
 from sumppump.messages.execution import (
@@ -1463,20 +1462,10 @@ class ExecutionActor(PositionChanges, Actor):
                 "stop_percent must be between 0 and 100",
                 "give the share of the position's value to risk, e.g. 50",
             )
-        state = await self._connection_state()
-        if not isinstance(state, ConnectionState) or state.state != "connected":
-            return _refused(ErrorCode.NOT_CONNECTED, "not connected to TWS", "retry once connected")
-        try:
-            positions = await self._connection.call(FetchPositions(), timeout=5.0)
-        except (ActorDown, CallTimeout) as exc:
-            return _refused(ErrorCode.NOT_CONNECTED, f"positions unavailable ({exc})", "retry")
-        if not isinstance(positions, Positions):
-            return _refused(
-                ErrorCode.NOT_CONNECTED,
-                f"positions unavailable ({type(positions).__name__})",
-                "retry once TWS is connected",
-            )
-        held = [p for p in positions.positions if p.symbol == symbol and p.quantity != 0]
+        found = await self._epoch_and_positions(symbol)
+        if isinstance(found, ExecutionRefused):
+            return found
+        epoch, held = found
         combos = {
             combo.order_ref: msgspec.structs.replace(
                 self._specs[combo.order_ref][0], legs=combo.legs
@@ -1487,9 +1476,9 @@ class ExecutionActor(PositionChanges, Actor):
         if isinstance(target, str):
             return _refused(ErrorCode.INVALID_ARGUMENT, target, _positions_hint(held, combos))
         if isinstance(target, PositionInfo):
-            return await self._single_stop(msg, target, state.epoch)
+            return await self._single_stop(msg, target, epoch)
         ref, spec = target
-        return await self._combo_stop(msg, ref, spec, state.epoch)
+        return await self._combo_stop(msg, ref, spec, epoch)
 
     async def _single_stop(self, msg: PrepareStopLoss, position: PositionInfo, epoch: int) -> Reply:
         is_option = position.sec_type == "OPT"
@@ -1813,19 +1802,7 @@ def _account_kind(account: str, *, simulated: bool = False) -> AccountKind:
 
 
 def _describe(p: PositionInfo) -> str:
-    if p.sec_type == "OPT":
-        return f"{p.quantity:g} {p.symbol} {p.expiry} {p.strike:g} {p.right}"
-    return f"{p.quantity:g} {p.symbol} shares"
-
-
-def _position_names(p: PositionInfo) -> set[str]:
-    names = {str(p.con_id)}
-    if p.sec_type == "OPT":
-        names.add(f"{p.symbol} {p.expiry} {p.strike:g} {p.right}".upper())
-        names.add(f"{p.expiry} {p.strike:g} {p.right}".upper())
-    else:
-        names.update({"STOCK", "SHARES", p.symbol.upper()})
-    return names
+    return f"{p.quantity:g} {describe_position(p)}"
 
 
 def _choose_position(
@@ -1836,7 +1813,7 @@ def _choose_position(
         for ref, spec in combos.items():
             if ref.upper() == key:
                 return ref, spec
-        matches = [p for p in held if key in _position_names(p)]
+        matches = [p for p in held if key in position_names(p)]
         if len(matches) == 1:
             return matches[0]
         return f"no single held position matches {wanted!r}"
