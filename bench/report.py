@@ -49,6 +49,7 @@ class Target:
     measured: str
     met: bool | None  # None: not measured
     source: str
+    context: str = ""  # the same-run reference or what else to read the figure with
 
 
 # ------------------------------------------------------------------------ formatting helpers
@@ -114,9 +115,18 @@ def targets(results: Results) -> list[Target]:
     """Every target with its measured figure (None-safe: unmeasured targets say so)."""
     out: list[Target] = []
 
-    def add(what: str, limit: str, value: Any, ok: Callable[[Any], bool], unit: str, src: str):
+    def add(
+        what: str,
+        limit: str,
+        value: Any,
+        ok: Callable[[Any], bool],
+        unit: str,
+        src: str,
+        context: str = "",
+    ) -> None:
         measured = "—" if value is None else f"{num(value, 2 if abs(value) < 100 else 1)}{unit}"
-        out.append(Target(what, limit, measured, None if value is None else ok(value), src))
+        met = None if value is None else ok(value)
+        out.append(Target(what, limit, measured, met, src, context if value is not None else ""))
 
     asyncio = dig(results.get("actors"), "backends", "asyncio")
     add(
@@ -126,6 +136,8 @@ def targets(results: Results) -> list[Target]:
         lambda v: v <= 50,
         " µs",
         "actors",
+        f"bare streams {num(dig(asyncio, 'reference_bare_streams', 'p50_us'))} µs; actor ÷ bare "
+        f"{num(dig(asyncio, 'actor_vs_bare_p50_ratio'), 2)}×",
     )
     add(
         "Actor calls per second (asyncio, one caller)",
@@ -134,6 +146,8 @@ def targets(results: Results) -> list[Target]:
         lambda v: v >= 20_000,
         "/s",
         "actors",
+        f"bare streams {num(dig(asyncio, 'reference_bare_streams', 'calls_per_s'), 0)}/s in the "
+        "same run",
     )
     add(
         "Actor restart p50 (asyncio)",
@@ -173,7 +187,13 @@ def targets(results: Results) -> list[Target]:
             shown = sci(dig(pricing, "accuracy_grid", "round_trip_max_abs_over_spot")) + " × spot"
         else:
             shown = "—" if value is None else f"{num(value, 2)}{unit}"
-        out.append(Target(what, limit, shown, met, "pricing"))
+        context = ""
+        if key == "price_5greeks_10k_ms<=2":
+            vollib = dig(pricing, "chain_10k", "price_5greeks", "vollib_loop_ms")
+            context = f"py_vollib loop {num(vollib)} ms"
+        elif key == "iv_10k_ms<=20":
+            context = f"py_vollib loop {num(dig(pricing, 'chain_10k', 'iv', 'vollib_loop_ms'))} ms"
+        out.append(Target(what, limit, shown, met, "pricing", context))
     strategies = dig(results.get("strategies"), "results")
     add(
         "suggest_strikes core, all 3 outlooks (median)",
@@ -182,6 +202,7 @@ def targets(results: Results) -> list[Target]:
         lambda v: v <= 50,
         " ms",
         "strategies",
+        f"best {num(dig(strategies, 'suggest_all_outlooks', 'best_ms'), 2)} ms",
     )
     add(
         "P&L surface 4 legs × 1001 × 31 (median)",
@@ -190,6 +211,7 @@ def targets(results: Results) -> list[Target]:
         lambda v: v <= 20,
         " ms",
         "strategies",
+        f"best {num(dig(strategies, 'pnl_surface_4_legs_1001x31', 'best_ms'), 2)} ms",
     )
     windows = dig(results.get("chain"), "windows")
     big = dig(windows, "200", "cold")
@@ -201,6 +223,8 @@ def targets(results: Results) -> list[Target]:
         lambda v: v <= 1.25,
         "×",
         "chain",
+        f"{num(dig(big, 'seconds'), 2)} s for {num(dig(big, 'messages_sent'))} messages; floor "
+        f"{num(dig(big, 'floor_seconds_at_50_per_s'), 2)} s",
     )
     add(
         "Chain fetch, 32 options, warm",
@@ -227,6 +251,8 @@ def targets(results: Results) -> list[Target]:
         lambda v: v <= 2,
         " s",
         "serve",
+        f"{num(dig(serve, 'startup', 'runs'))} launches; first launch (empty caches) "
+        f"{num(dig(serve, 'startup', 'first_launch', 'tools_list_s'), 2)} s",
     )
     add(
         "Start-up: spawn → tools/list answered (max)",
@@ -249,6 +275,7 @@ def targets(results: Results) -> list[Target]:
         lambda v: v <= 250,
         " MB",
         "serve",
+        f"after start-up {num(dig(serve, 'memory', 'after_startup', 'rss_mb'))} MB",
     )
     add(
         "Tool listing the model sees (tools/list JSON)",
@@ -257,6 +284,8 @@ def targets(results: Results) -> list[Target]:
         lambda v: v <= 25_000,
         " chars",
         "serve",
+        f"{num(dig(serve, 'tool_listing', 'tools'))} tools; + "
+        f"{num(dig(serve, 'tool_listing', 'instructions_chars'))} chars of instructions",
     )
     load = dig(results.get("load"), "runs") or []
     if load:
@@ -284,11 +313,15 @@ def targets(results: Results) -> list[Target]:
 
 
 def section_targets(results: Results) -> str:
-    rows = [(t.what, t.limit, t.measured, verdict(t.met), t.source) for t in targets(results)]
+    rows = [
+        (t.what, t.limit, t.measured, verdict(t.met), t.context or "—", t.source)
+        for t in targets(results)
+    ]
     missed = sum(1 for t in targets(results) if t.met is False)
     met = sum(1 for t in targets(results) if t.met is True)
     summary = f"{met} targets met, {missed} missed."
-    return summary + "\n\n" + table(("Target", "Limit", "Measured", "", "Section"), rows)
+    header = ("Target", "Limit", "Measured", "", "Same-run reference / context", "Section")
+    return summary + "\n\n" + table(header, rows)
 
 
 def section_machines(results: Results) -> str:
