@@ -28,6 +28,11 @@ bench: $(STAMP)
 	$(PY) bench/pricing.py
 	$(PY) bench/strategies.py
 	$(PY) bench/chain.py
+	$(PY) bench/tools.py
+	$(PY) bench/serve.py
+	$(PY) bench/load.py
+	$(PY) bench/reliability.py
+	$(PY) bench/report.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sumppump tests bench

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio.lowlevel
 
+from bench.machine import host_info
 from sumppump.actors.runtime import Actor, Ref, start_actor
 from sumppump.messages.base import Command, Message, Reply
 from sumppump.supervisor import ChildSpec, Supervisor
@@ -169,6 +170,7 @@ async def run_backend() -> dict[str, Any]:
 def main() -> int:
     logging.getLogger("sumppump").setLevel(logging.ERROR)  # the restarts are on purpose
     results: dict[str, Any] = {
+        "host": host_info(),
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),

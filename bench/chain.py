@@ -26,6 +26,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.machine import host_info
 from sumppump.messages.chain_cache import Chain, GetChain
 from sumppump.messages.connection import ConnectionState, GetConnectionState
 from sumppump.settings import Settings
@@ -96,6 +97,7 @@ async def run() -> dict[str, Any]:
 def main() -> int:
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     results = {
+        "host": host_info(),
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),

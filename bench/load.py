@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fastmcp import Client
 
+from bench.machine import host_info
 from sumppump.mcp_server import create_app
 from sumppump.settings import Settings
 
@@ -148,9 +149,11 @@ async def run_load(
 
 
 async def _main(duration: float, clients: int, modes: list[str]) -> dict[str, Any]:
+    host = host_info()
     runs = [await run_load(duration, clients=clients, mode=mode) for mode in modes]
     return {
         "benchmark": "load",
+        "host": host,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),

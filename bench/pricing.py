@@ -44,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.machine import host_info
 from sumppump.actors.pricing import prime_allocator
 from sumppump.quant import bsm, iv, payoff
 
@@ -190,7 +191,7 @@ def main() -> None:
         from vollib.black_scholes_merton.greeks import analytical as v_an
         from vollib.black_scholes_merton.implied_volatility import implied_volatility as v_iv
 
-    out: dict[str, Any] = {"machine": machine()}
+    out: dict[str, Any] = {"host": host_info(), "machine": machine()}
     prime_allocator()  # what the pricing actor does in on_start
     c = make_chain(10_000)
     is_call, K, T, sigma = c["is_call"], c["K"], c["T"], c["sigma"]

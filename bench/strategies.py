@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.machine import host_info
 from sumppump.quant import bsm
 from sumppump.quant.payoff import PayoffLeg, analyse_expiry, pnl_surface
 from sumppump.strategies.analysis import LegQuote, QuotedLeg, analyse_order
@@ -94,6 +95,7 @@ def quoted(legs: Any, quotes: dict[tuple[str, float | None], tuple[float, float]
 
 
 def main() -> None:
+    host = host_info()
     ch = chain()
     results: dict[str, Any] = {}
     for outlook in ("bullish", "bearish", "volatile"):
@@ -167,6 +169,7 @@ def main() -> None:
 
     payload = {
         "benchmark": "strategies",
+        "host": host,
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "numpy": np.__version__,

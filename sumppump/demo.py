@@ -27,6 +27,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from sumppump.mcp_server import create_app
+from sumppump.settings import Settings
 from sumppump.ticket.host import find_chromium, screenshot_ticket
 
 __all__ = ["main"]
@@ -38,6 +39,7 @@ class Step:
     tool: str
     args: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]] = field(default_factory=dict)
     remember: str = ""  # keep the structured result under this name for later steps
+    when: Callable[[dict[str, Any]], bool] | None = None  # run only if this says so
 
 
 def _chain_table(data: dict[str, Any]) -> Table:
@@ -70,7 +72,9 @@ def _f(value: float | None, *, digits: int = 2, pct: bool = False) -> str:
 
 
 async def _conversation(console: Console, out_dir: Path) -> int:
-    app = create_app(simulated=True, cache_dir=out_dir / "cache")
+    # The demo's orders are simulated: they go in the demo's own audit log, never the user's.
+    settings = Settings(audit_path=out_dir / "audit.jsonl")
+    app = create_app(settings, simulated=True, cache_dir=out_dir / "cache")
 
     def spread(memory: dict[str, Any]) -> dict[str, Any]:
         chain = memory["chain"]
@@ -125,7 +129,31 @@ async def _conversation(console: Console, out_dir: Path) -> int:
         Step("Yes, set the suggested stop.", "set_stop_loss", stop, remember="stop"),
         Step("Confirmed, place the stop.", "execute_trade", confirm("stop")),
         Step("What do I hold now?", "get_positions"),
-        Step("And what is working?", "get_open_orders"),
+        Step(
+            "I'd like out of the spread now.",
+            "close_position",
+            lambda memory: {"symbol": "AAPL", "position": memory["fill"]["order_ref"]},
+            remember="close",
+        ),
+        Step("Yes, close it.", "execute_trade", confirm("close"), remember="closing"),
+        Step(
+            "It hasn't filled; move the limit to the natural price.",
+            "modify_order",
+            lambda memory: {
+                "order_ref": memory["closing"]["order_ref"],
+                "limit_price": memory["close"]["details"]["natural"],
+            },
+            remember="move",
+            when=lambda memory: memory["closing"]["status"] != "Filled",
+        ),
+        Step(
+            "Yes, change it.",
+            "execute_trade",
+            confirm("move"),
+            when=lambda memory: "move" in memory,
+        ),
+        Step("What do I hold now, and is anything still working?", "get_positions"),
+        Step("And the orders?", "get_open_orders"),
     ]
     failures = 0
     memory: dict[str, Any] = {}
@@ -133,6 +161,8 @@ async def _conversation(console: Console, out_dir: Path) -> int:
     ui = advertise(UI_EXTENSION_ID, {"mimeTypes": [UI_MIME_TYPE]})
     async with Client(app, extensions=[ui]) as client:
         for step in steps:
+            if step.when is not None and not step.when(memory):
+                continue
             args = step.args(memory) if callable(step.args) else step.args
             console.print(f"\n[bold cyan]You:[/] {step.said}")
             console.print(f"[dim]→ {step.tool}({json.dumps(args)})[/]")

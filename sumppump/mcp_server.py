@@ -76,12 +76,17 @@ from sumppump.messages.execution import (
     ApprovalContext,
     CancelByRef,
     CancelResult,
+    ChangeDetails,
     CreatePreview,
     DeclinePreview,
     ExecutePreview,
     ExecutionRefused,
     OrderSubmitted,
+    OrderTerms,
     OutcomeUnknown,
+    PrepareClose,
+    PrepareModify,
+    PrepareRoll,
     PrepareStopLoss,
     PreviewCreated,
     Voided,
@@ -964,6 +969,44 @@ class PreviewResult(msgspec.Struct, kw_only=True):
     notes: tuple[str, ...]
     breakevens: tuple[float, ...] = ()
     order: OrderSpec | None = None  # exactly what would be sent (legs, type, prices, TIF)
+    replaces_order_ref: str = ""
+    details: ChangeDetails | None = None
+
+
+def _change_words(d: ChangeDetails) -> str:
+    """The close/modify/roll facts in one paragraph for the model-facing summary."""
+    parts = [f"{d.action.capitalize()}: {d.position}."]
+    prices = [f"limit {d.limit_price:g}" if d.limit_price is not None else ""]
+    if d.mid is not None:
+        prices.append(f"mid {d.mid:g}")
+    if d.natural is not None:
+        prices.append(f"natural {d.natural:g}")
+    parts.append(", ".join(p for p in prices if p) + ".")
+    if d.cash is not None:
+        parts.append(f"{'Proceeds' if d.cash >= 0 else 'Cost'} {abs(d.cash):,.2f}.")
+    if d.realised_pnl is not None:
+        parts.append(f"Realised P&L about {d.realised_pnl:+,.2f}.")
+    parts.append(f"Commission about {d.commission:,.2f}.")
+    if d.before is not None and d.after is not None:
+        parts.append(f"Was {_terms_words(d.before)}; becomes {_terms_words(d.after)}.")
+    if d.holds_after:
+        parts.append("Holds afterwards: " + "; ".join(d.holds_after) + ".")
+    parts.extend(
+        f"Stop {stop.order_ref} ({stop.description}): {stop.how.replace('_', ' ')}."
+        for stop in d.stops
+    )
+    return " ".join(parts)
+
+
+def _terms_words(t: OrderTerms) -> str:
+    words = [f"{t.quantity} {t.order_type}"]
+    if t.stop_price is not None:
+        words.append(f"stop {t.stop_price:g}")
+    if t.limit_price is not None:
+        words.append(f"limit {t.limit_price:g}")
+    if t.max_loss is not None:
+        words.append(f"max loss {t.max_loss:,.2f}")
+    return " ".join(words)
 
 
 def _chart_png(symbol: str, strategy: str, analysis: StrategyAnalysis, spot: float | None) -> bytes:
@@ -992,17 +1035,7 @@ def _refusal(code: str, message: str, hint: str) -> _Failure:
 
 
 def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
-    """The analysis and order tools. Close, modify and roll answer NOT_IMPLEMENTED until they
-    are built — never an invented preview."""
-
-    def not_yet(what: str) -> ToolResult:
-        return _error(
-            ToolError(
-                code=ErrorCode.NOT_IMPLEMENTED,
-                message=f"{what} is not available yet",
-                hint="This part of SumpPump is still being built.",
-            )
-        )
+    """The analysis and order tools: every order starts as a server-held preview."""
 
     @app.tool(
         annotations=_read("Suggest Level-2 strategies"), output_schema=_schema_of(StrikeSuggestions)
@@ -1200,37 +1233,95 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
         done = _expect(reply, CancelResult)
         return _ok(service, done, f"Cancel of {done.order_ref}: {done.status}. {done.message}")
 
-    @app.tool(annotations=_preview("Preview closing a position"))
+    async def previewed(
+        request: PrepareClose | PrepareModify | PrepareRoll, verb: str
+    ) -> ToolResult:
+        reply = await service.ask("execution", request)
+        if isinstance(reply, ExecutionRefused):
+            raise _refusal(reply.code, reply.message, reply.hint)
+        created = _expect(reply, PreviewCreated)
+        details = created.details
+        lines = [created.confirm_text]
+        if details is not None:
+            lines.append(_change_words(details))
+        lines.append(
+            f"Preview {created.preview_id} expires {created.expires_at}. Show this to the "
+            f"person; only their explicit yes to this exact {verb} leads to execute_trade."
+        )
+        return _ok(service, _preview_result(created), "\n".join(lines))
+
+    @app.tool(
+        annotations=_preview("Preview closing a position"),
+        output_schema=_schema_of(PreviewResult),
+        app=ticket_view(),
+    )
+    @_tool_body
     async def close_position(
         symbol: Symbol,
-        position: str | None = None,
-        quantity: Annotated[int | None, Field(ge=1)] = None,
-        limit_price: float | None = None,
+        position: Annotated[str | None, Field(max_length=100)] = None,
+        quantity: Annotated[int | None, Field(ge=1, le=100_000)] = None,
+        limit_price: Annotated[float | None, Field(ge=-100_000, le=100_000)] = None,
     ) -> ToolResult:
-        """Preview of closing (all or part of) a position; placed through execute_trade."""
-        return not_yet("close_position")
+        """Preview closing all or part (quantity) of a position: proceeds or cost, realised
+        P&L, commission, what remains and what happens to its stops. A spread, collar or
+        buy-write opened together closes as one combo. Placed through execute_trade."""
+        return await previewed(
+            PrepareClose(
+                symbol=symbol, position=position, quantity=quantity, limit_price=limit_price
+            ),
+            "close",
+        )
 
-    @app.tool(annotations=_preview("Preview changing a working order"))
+    @app.tool(
+        annotations=_preview("Preview changing a working order"),
+        output_schema=_schema_of(PreviewResult),
+        app=ticket_view(),
+    )
+    @_tool_body
     async def modify_order(
-        order_ref: str,
-        limit_price: float | None = None,
-        quantity: Annotated[int | None, Field(ge=1)] = None,
-        stop_price: float | None = None,
+        order_ref: Annotated[str, Field(min_length=1, max_length=100)],
+        limit_price: Annotated[float | None, Field(ge=-100_000, le=100_000)] = None,
+        quantity: Annotated[int | None, Field(ge=1, le=100_000)] = None,
+        stop_price: Annotated[float | None, Field(ge=-100_000, le=100_000)] = None,
     ) -> ToolResult:
-        """Preview of a change to a working order; placed through execute_trade."""
-        return not_yet("modify_order")
+        """Preview a new limit, quantity or stop for a working order SumpPump placed, old and
+        new side by side. Placed through execute_trade (same IB order, modified)."""
+        return await previewed(
+            PrepareModify(
+                order_ref=order_ref,
+                limit_price=limit_price,
+                quantity=quantity,
+                stop_price=stop_price,
+            ),
+            "change",
+        )
 
-    @app.tool(annotations=_preview("Preview rolling a position"))
+    @app.tool(
+        annotations=_preview("Preview rolling a position"),
+        output_schema=_schema_of(PreviewResult),
+        app=ticket_view(),
+    )
+    @_tool_body
     async def roll_position(
         symbol: Symbol,
         new_expiry: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")],
-        position: str | None = None,
-        new_strikes: Annotated[list[float] | None, BeforeValidator(_parse_list)] = None,
-        limit_price: float | None = None,
+        position: Annotated[str | None, Field(max_length=100)] = None,
+        new_strikes: Strikes | None = None,
+        limit_price: Annotated[float | None, Field(ge=-100_000, le=100_000)] = None,
     ) -> ToolResult:
-        """Preview of closing a long option or debit spread and opening it at a later expiry
-        as one combo order; placed through execute_trade."""
-        return not_yet("roll_position")
+        """Preview rolling a long option or debit spread to a later expiry (optionally other
+        strikes) as one combo: the resulting position's max loss, max gain and breakevens,
+        and the roll's net debit or credit. Placed through execute_trade."""
+        return await previewed(
+            PrepareRoll(
+                symbol=symbol,
+                new_expiry=new_expiry,
+                position=position,
+                new_strikes=tuple(new_strikes) if new_strikes else None,
+                limit_price=limit_price,
+            ),
+            "roll",
+        )
 
 
 async def _execute_preview(
@@ -1323,4 +1414,6 @@ def _preview_result(created: PreviewCreated) -> PreviewResult:
         notes=created.notes,
         breakevens=created.breakevens,
         order=created.order,
+        replaces_order_ref=created.replaces_order_ref,
+        details=created.details,
     )

@@ -27,6 +27,7 @@ from typing import Final, Literal
 import msgspec
 
 from sumppump.messages.common import Quote
+from sumppump.messages.execution import ChangeDetails
 from sumppump.messages.orders import OrderLeg, OrderSpec
 from sumppump.messages.risk import QuoteSnapshot
 
@@ -308,6 +309,8 @@ class Preview:
     commission: float = 0.0
     shares_held_used: int = 0
     order_max_loss: float | None = None
+    details: ChangeDetails | None = None
+    opening_con_ids: tuple[int, ...] = ()
 
     @property
     def expires_at(self) -> str:
@@ -382,6 +385,8 @@ class PreviewStore:
         commission: float = 0.0,
         shares_held_used: int = 0,
         order_max_loss: float | None = None,
+        details: ChangeDetails | None = None,
+        opening_con_ids: tuple[int, ...] = (),
     ) -> Preview:
         """Store ``order`` under a fresh id (its ``order_ref`` becomes the id) and return it.
 
@@ -434,6 +439,8 @@ class PreviewStore:
             commission=commission,
             shares_held_used=shares_held_used,
             order_max_loss=order_max_loss,
+            details=details,
+            opening_con_ids=opening_con_ids,
         )
         self._open[preview_id] = preview
         while len(self._open) > self.max_open:

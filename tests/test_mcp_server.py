@@ -187,13 +187,17 @@ async def test_when_the_root_gives_up_every_tool_answers_service_unavailable(
         assert result.structured_content["error"]["code"] == "SERVICE_UNAVAILABLE"
 
 
-async def test_position_lifecycle_tools_are_honest_placeholders_until_built(
+async def test_close_position_previews_selling_the_held_shares_and_sends_nothing(
     client: Client[Any],
 ) -> None:
-    result = await client.call_tool("close_position", {"symbol": "AAPL"}, raise_on_error=False)
-    assert result.is_error
-    assert result.structured_content is not None
-    assert result.structured_content["error"]["code"] == "NOT_IMPLEMENTED"
+    sim = client.service.sim  # type: ignore[attr-defined]
+    before = len(sim.orders_received)
+    result = await call(client, "close_position", symbol="AAPL", position="STK", quantity=50)
+    assert result["kind"] == "close"
+    assert result["details"]["quantity"] == 50
+    assert result["details"]["holds_after"] == ["+150 AAPL shares"]
+    assert "SELL 50 shares of AAPL" in result["confirm_text"]
+    assert len(sim.orders_received) == before
 
 
 async def test_analyse_confirm_fill_and_stop_loss_through_the_mcp_layer(

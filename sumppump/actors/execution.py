@@ -29,6 +29,7 @@ applied afterwards; every update is idempotent and monotonic (``reconciliation.a
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -39,8 +40,15 @@ from typing import Any, Final, assert_never
 import anyio
 import msgspec
 
+from sumppump.actors.position_changes import (
+    OCA_REDUCE,
+    FollowUp,
+    OrderMeta,
+    PositionChanges,
+)
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
 from sumppump.audit import AuditLog, read_audit_tail
+from sumppump.holdings import describe_position, position_names
 from sumppump.messages.base import Message, Reply
 from sumppump.messages.chain_cache import GetLegQuotes, LegKey, LegQuotes, SymbolSwitched
 from sumppump.messages.common import NoMarketData, NotConnected, Ping, Pong, Quote
@@ -48,10 +56,8 @@ from sumppump.messages.connection import (
     ConnectionDown,
     ConnectionState,
     ConnectionUp,
-    FetchPositions,
     GetConnectionState,
     PositionInfo,
-    Positions,
 )
 from sumppump.messages.errors import ErrorCode
 from sumppump.messages.execution import (
@@ -73,6 +79,9 @@ from sumppump.messages.execution import (
     OrderStatusReport,
     OrderSubmitted,
     OutcomeUnknown,
+    PrepareClose,
+    PrepareModify,
+    PrepareRoll,
     PrepareStopLoss,
     PreviewCreated,
     ResetBreaker,
@@ -277,7 +286,7 @@ _TOMBSTONE_ANSWERS: Final = {
 }
 
 
-class ExecutionActor(Actor):
+class ExecutionActor(PositionChanges, Actor):
     """See the module docstring.
 
     ``connection``, ``chain_cache`` and ``risk`` are the Refs it asks at execute time.
@@ -323,6 +332,8 @@ class ExecutionActor(Actor):
         self._refresh_interval = refresh_interval
         self._orders: dict[str, TrackedOrder] = {}
         self._specs: dict[str, tuple[OrderSpec, str]] = {}  # ref -> (order, kind)
+        self._meta: dict[str, OrderMeta] = {}  # ref -> strategy, analysis, opening legs
+        self._follow_ups: dict[str, list[FollowUp]] = {}  # close/roll ref -> stops to follow
         self._submitted_at: dict[str, float] = {}  # ref -> wall time of the submit line
         self._fills: list[FillInfo] = []
         self._prompts: list[StopLossPrompt] = []
@@ -379,6 +390,17 @@ class ExecutionActor(Actor):
             if not isinstance(ref, str) or not is_preview_id(ref):
                 continue
             event = record.get("event")
+            if event == "submit" and record.get("kind") == "modify":
+                # A change re-sent an order we already track: the order keeps its kind.
+                self._store.remember_used(str(record.get("preview_id", "")), "")
+                known = self._specs.get(ref)
+                try:
+                    changed = msgspec.convert(record.get("order"), OrderSpec)
+                except (msgspec.ValidationError, TypeError):
+                    changed = None
+                if known is not None and changed is not None:
+                    self._specs[ref] = (changed, known[1])
+                continue
             if event == "submit":
                 self._store.remember_used(ref, str(record.get("symbol", "")))
                 try:
@@ -388,6 +410,8 @@ class ExecutionActor(Actor):
                 kind = str(record.get("kind", "open"))
                 if order is not None:
                     self._specs[ref] = (order, kind)
+                with contextlib.suppress(msgspec.ValidationError, TypeError):
+                    self._meta[ref] = msgspec.convert(record.get("meta") or {}, OrderMeta)
                 self._orders[ref] = TrackedOrder(
                     order_ref=ref,
                     symbol=str(record.get("symbol", "")),
@@ -448,6 +472,12 @@ class ExecutionActor(Actor):
                 return await self._create(msg)
             case PrepareStopLoss():
                 return await self._prepare_stop(msg)
+            case PrepareClose():
+                return await self._prepare_close(msg)
+            case PrepareModify():
+                return await self._prepare_modify(msg)
+            case PrepareRoll():
+                return await self._prepare_roll(msg)
             case ExecutePreview():
                 return await self._execute(msg)
             case GetOrderStatus():
@@ -529,6 +559,8 @@ class ExecutionActor(Actor):
                 commission=msg.commission,
                 shares_held_used=msg.shares_held_used,
                 order_max_loss=msg.order_max_loss,
+                details=msg.details,
+                opening_con_ids=msg.opening_con_ids,
             )
         except ValueError as exc:
             return _refused(
@@ -565,6 +597,8 @@ class ExecutionActor(Actor):
             account_kind=preview.account_kind,  # type: ignore[arg-type]
             digest=preview.digest,
             notes=(*preview.warnings, *notes),
+            details=preview.details,
+            replaces_order_ref=preview.replaces_order_ref,
         )
 
     # ------------------------------------------------------------------ execute
@@ -868,6 +902,7 @@ class ExecutionActor(Actor):
         max_loss = None if old.max_loss is None else round(old.max_loss + delta, 2)
         max_gain = None if old.max_gain is None else round(old.max_gain - delta, 2)
         self._store.retire(old.preview_id, "superseded", "the price moved")
+        follow_ups = self._follow_ups.pop(old.preview_id, [])
         try:
             preview = self._store.add(
                 msgspec.structs.replace(order, order_ref="", limit_price=new_limit),
@@ -890,9 +925,17 @@ class ExecutionActor(Actor):
                 order_max_loss=None
                 if old.order_max_loss is None
                 else round(old.order_max_loss + delta, 2),
+                details=None
+                if old.details is None
+                else msgspec.structs.replace(old.details, limit_price=new_limit, mid=now_mid),
+                opening_con_ids=old.opening_con_ids,
             )
         except ValueError:
             return None
+        if follow_ups:
+            self._follow_ups[preview.preview_id] = [
+                msgspec.structs.replace(f, after_ref=preview.preview_id) for f in follow_ups
+            ]
         await self._audit_safe(
             "preview",
             order_ref=preview.preview_id,
@@ -939,6 +982,16 @@ class ExecutionActor(Actor):
             kind=preview.kind,
             is_combo=len(order.legs) > 1,
         )
+        value = preview.details.position_value if preview.details is not None else None
+        meta = OrderMeta(
+            strategy=preview.strategy,
+            max_loss=preview.max_loss,
+            max_gain=preview.max_gain,
+            order_max_loss=preview.order_max_loss,
+            opening_con_ids=preview.opening_con_ids,
+            entry_offset=value if preview.kind == "roll" and value is not None else 0.0,
+            closes_order_ref=preview.details.closes_order_ref if preview.details else "",
+        )
         try:
             await self._audit.write(
                 "submit",
@@ -946,6 +999,7 @@ class ExecutionActor(Actor):
                 symbol=preview.symbol,
                 kind=preview.kind,
                 order=order,
+                meta=meta,
                 digest=preview.digest,
                 epoch=preview.epoch,
                 account_kind=preview.account_kind,
@@ -963,6 +1017,7 @@ class ExecutionActor(Actor):
             )
         self._orders[ref] = tracked
         self._specs[ref] = (order, preview.kind)
+        self._meta[ref] = meta
         self._submitted_at[ref] = self._wall()
         timeout = max(1.0, remaining_budget(20.0) - REPLY_MARGIN_S)
         try:
@@ -1024,6 +1079,8 @@ class ExecutionActor(Actor):
         match reply:
             case OrderPlaced():
                 self._breaker.accepted()
+                if preview.kind == "modify" and ref in self._specs:
+                    self._adopt_change(ref, preview)
                 updated = apply_status(
                     self._orders[ref],
                     status=reply.status,
@@ -1035,6 +1092,7 @@ class ExecutionActor(Actor):
                 )
                 self._orders[ref] = updated
                 await self._audit_order("status", updated)
+                await self._follow_stops(ref)
                 prompt = self._maybe_prompt(updated, pending=False)
                 waiting = not order.transmit
                 return OrderSubmitted(
@@ -1091,6 +1149,64 @@ class ExecutionActor(Actor):
             case _:
                 return await self._unknown(ref, f"unexpected answer {type(reply).__name__}")
 
+    def _adopt_change(self, ref: str, preview: Preview) -> None:
+        """A modification TWS accepted: the working order now has the previewed terms."""
+        _old, kind = self._specs[ref]
+        self._specs[ref] = (msgspec.structs.replace(preview.order, order_ref=ref), kind)
+        if kind != "stop":
+            meta = self._meta.get(ref, OrderMeta())
+            self._meta[ref] = msgspec.structs.replace(
+                meta,
+                max_loss=preview.max_loss,
+                max_gain=preview.max_gain,
+                order_max_loss=preview.order_max_loss,
+            )
+        if ref in self._orders:
+            self._orders[ref] = replace(self._orders[ref], quantity=float(preview.order.quantity))
+
+    async def _follow_stops(self, ref: str) -> None:
+        """Once the close or roll ``ref`` is done, cancel or shrink the stops it was planned
+        to take along that do not share its OCA group (the preview listed them). Each step is
+        audited; a failure is logged and left for the person (get_open_orders shows it)."""
+        plan = self._follow_ups.get(ref)
+        order = self._orders.get(ref)
+        if not plan or order is None or not is_done(order.state):
+            return
+        del self._follow_ups[ref]
+        if order.filled <= 0:
+            return
+        for step in plan:
+            stop = self._orders.get(step.stop_ref)
+            known = self._specs.get(step.stop_ref)
+            if stop is None or known is None or stop.state != "working" or stop.order_id is None:
+                continue
+            spec = known[0]
+            left = round(spec.quantity - step.per_unit * order.filled)
+            try:
+                if left <= stop.filled + 1e-9:
+                    reply = await self._connection.call(
+                        CancelOrder(order_ref=step.stop_ref), timeout=5.0
+                    )
+                    action = "cancel"
+                else:
+                    smaller = msgspec.structs.replace(spec, quantity=left)
+                    reply = await self._connection.call(
+                        ModifyOrder(order_id=stop.order_id, spec=smaller), timeout=10.0
+                    )
+                    if isinstance(reply, OrderPlaced):
+                        self._specs[step.stop_ref] = (smaller, known[1])
+                    action = f"reduce to {left}"
+            except (ActorDown, CallTimeout) as exc:
+                log.error("stop %s could not follow %s: %s", step.stop_ref, ref, exc)
+                action, reply = "failed", None
+            await self._audit_safe(
+                "stop_follow",
+                order_ref=step.stop_ref,
+                after=ref,
+                action=action,
+                answer=type(reply).__name__,
+            )
+
     async def _unknown(self, ref: str, cause: str) -> OutcomeUnknown:
         log.warning("order %s: outcome unknown (%s); reconciling, never retrying", ref, cause)
         await self._audit_safe("status", order_ref=ref, state="submitting", outcome="unknown")
@@ -1123,6 +1239,7 @@ class ExecutionActor(Actor):
         self._orders[ref] = updated
         await self._audit_order("status", updated)
         self._maybe_prompt(updated, pending=True)
+        await self._follow_stops(ref)
 
     async def _on_fill(self, event: FillReported) -> None:
         ref = event.order_ref
@@ -1150,6 +1267,7 @@ class ExecutionActor(Actor):
             filled=updated.filled,
         )
         self._maybe_prompt(updated, pending=True)
+        await self._follow_stops(ref)
 
     def _maybe_prompt(self, order: TrackedOrder, *, pending: bool) -> StopLossPrompt | None:
         """A stop-loss prompt when an opening order's filled quantity grew."""
@@ -1161,8 +1279,8 @@ class ExecutionActor(Actor):
         if order.avg_fill_price is None:
             return None
         self._prompted_filled[order.order_ref] = order.filled
-        spec = spec_kind[0]
-        stop, rationale = suggest_stop(spec, order.avg_fill_price)
+        spec, entry = self._opened_position(order.order_ref, order.avg_fill_price)
+        stop, rationale = suggest_stop(spec, entry)
         if len(spec.legs) > 1:
             position = order.order_ref
         elif spec.legs[0].sec_type == "OPT":
@@ -1183,7 +1301,9 @@ class ExecutionActor(Actor):
             rationale=rationale,
             call=call,
             text=(
-                f"Filled {order.filled:g} of {order.quantity:g} at {order.avg_fill_price:g}. "
+                f"Filled {order.filled:g} of {order.quantity:g} at {order.avg_fill_price:g}"
+                + (f" (entry {entry:g} per unit)" if entry != order.avg_fill_price else "")
+                + ". "
                 f"Set a stop loss? Suggested stop {stop:g} ({rationale}): "
                 f'set_stop_loss(symbol="{spec.symbol}", stop_price={stop:g}, '
                 f'position="{position}")'
@@ -1243,6 +1363,7 @@ class ExecutionActor(Actor):
             order = self._orders[ref]
             await self._audit_order("reconcile", order)
             self._maybe_prompt(order, pending=True)
+            await self._follow_stops(ref)
         for ref in result.duplicates:
             log.error("two IB orders carry order_ref %s", ref)
             await self._audit_safe("reconcile", order_ref=ref, duplicate=True)
@@ -1361,36 +1482,23 @@ class ExecutionActor(Actor):
                 "stop_percent must be between 0 and 100",
                 "give the share of the position's value to risk, e.g. 50",
             )
-        state = await self._connection_state()
-        if not isinstance(state, ConnectionState) or state.state != "connected":
-            return _refused(ErrorCode.NOT_CONNECTED, "not connected to TWS", "retry once connected")
-        try:
-            positions = await self._connection.call(FetchPositions(), timeout=5.0)
-        except (ActorDown, CallTimeout) as exc:
-            return _refused(ErrorCode.NOT_CONNECTED, f"positions unavailable ({exc})", "retry")
-        if not isinstance(positions, Positions):
-            return _refused(
-                ErrorCode.NOT_CONNECTED,
-                f"positions unavailable ({type(positions).__name__})",
-                "retry once TWS is connected",
-            )
-        held = [p for p in positions.positions if p.symbol == symbol and p.quantity != 0]
+        found = await self._epoch_and_positions(symbol)
+        if isinstance(found, ExecutionRefused):
+            return found
+        epoch, held = found
         combos = {
-            ref: spec
-            for ref, (spec, kind) in self._specs.items()
-            if kind in ("open", "roll")
-            and spec.symbol == symbol
-            and len(spec.legs) > 1
-            and self._orders.get(ref) is not None
-            and self._orders[ref].filled > 0
+            combo.order_ref: msgspec.structs.replace(
+                self._specs[combo.order_ref][0], legs=combo.legs
+            )
+            for combo in self._opened_combos(symbol)
         }
         target = _choose_position(msg.position, held, combos)
         if isinstance(target, str):
             return _refused(ErrorCode.INVALID_ARGUMENT, target, _positions_hint(held, combos))
         if isinstance(target, PositionInfo):
-            return await self._single_stop(msg, target, state.epoch)
+            return await self._single_stop(msg, target, epoch)
         ref, spec = target
-        return await self._combo_stop(msg, ref, spec, state.epoch)
+        return await self._combo_stop(msg, ref, spec, epoch)
 
     async def _single_stop(self, msg: PrepareStopLoss, position: PositionInfo, epoch: int) -> Reply:
         is_option = position.sec_type == "OPT"
@@ -1461,6 +1569,8 @@ class ExecutionActor(Actor):
             order_type="STP",
             stop_price=stop,
             tif="GTC",
+            oca_group=self._stop_group((leg,)),
+            oca_type=OCA_REDUCE,
         )
         loss = (entry - stop if long else stop - entry) * multiplier * quantity
         return await self._create(
@@ -1487,7 +1597,10 @@ class ExecutionActor(Actor):
         self, msg: PrepareStopLoss, ref: str, spec: OrderSpec, epoch: int
     ) -> Reply:
         tracked = self._orders[ref]
-        entry = abs(tracked.avg_fill_price or spec.limit_price or 0.0)
+        _opened, entry = self._opened_position(
+            ref, tracked.avg_fill_price or spec.limit_price or 0.0
+        )
+        entry = abs(entry)
         fraction = (
             (msg.stop_percent / 100) if msg.stop_percent is not None else (OPTION_STOP_FRACTION)
         )
@@ -1526,6 +1639,8 @@ class ExecutionActor(Actor):
             stop_price=-stop,
             limit_price=-limit,
             tif="GTC",
+            oca_group=self._stop_group(closing),
+            oca_type=OCA_REDUCE,
         )
         loss = (entry - limit) * price_multiplier(spec) * quantity
         return await self._create(
@@ -1630,6 +1745,8 @@ async def risk_via_actor(
         commission=preview.commission,
         summary=preview.confirm_text,
         shares_held_used=preview.shares_held_used,
+        # A close (or a change to one) adds no loss: its own analysis says so.
+        reduces_exposure=preview.order_max_loss == 0.0,
         liquid_hours=hours[0],
         trading_hours=hours[1],
         time_zone=hours[2],
@@ -1705,19 +1822,7 @@ def _account_kind(account: str, *, simulated: bool = False) -> AccountKind:
 
 
 def _describe(p: PositionInfo) -> str:
-    if p.sec_type == "OPT":
-        return f"{p.quantity:g} {p.symbol} {p.expiry} {p.strike:g} {p.right}"
-    return f"{p.quantity:g} {p.symbol} shares"
-
-
-def _position_names(p: PositionInfo) -> set[str]:
-    names = {str(p.con_id)}
-    if p.sec_type == "OPT":
-        names.add(f"{p.symbol} {p.expiry} {p.strike:g} {p.right}".upper())
-        names.add(f"{p.expiry} {p.strike:g} {p.right}".upper())
-    else:
-        names.update({"STOCK", "SHARES", p.symbol.upper()})
-    return names
+    return f"{p.quantity:g} {describe_position(p)}"
 
 
 def _choose_position(
@@ -1728,7 +1833,7 @@ def _choose_position(
         for ref, spec in combos.items():
             if ref.upper() == key:
                 return ref, spec
-        matches = [p for p in held if key in _position_names(p)]
+        matches = [p for p in held if key in position_names(p)]
         if len(matches) == 1:
             return matches[0]
         return f"no single held position matches {wanted!r}"

@@ -159,6 +159,8 @@ def build_order(spec: OrderSpec, order_id: int) -> Order:
     order.tif = spec.tif
     order.transmit = spec.transmit
     order.ocaGroup = spec.oca_group
+    if spec.oca_group:
+        order.ocaType = spec.oca_type
     order.outsideRth = spec.outside_rth
     order.smartComboRoutingParams = []
     return order

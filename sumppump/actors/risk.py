@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Final, assert_never
 
 import anyio
+import msgspec
 import numpy as np
 
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
@@ -83,6 +84,7 @@ from sumppump.messages.risk import (
     SuggestStrikes,
 )
 from sumppump.risk_checks import (
+    CONTRACTS,
     WhatIfAccepted,
     WhatIfOutcome,
     WhatIfRejected,
@@ -564,6 +566,11 @@ class RiskActor(Actor):
             missing=(),
             with_quotes=False,
         )
+        if msg.reduces_exposure:
+            checks = tuple(
+                _passed_as_closing(c) if c.name == CONTRACTS and c.status == "failed" else c
+                for c in checks
+            )
         verdict = decide(checks, self._kind)
         return RecheckResult(
             checks=checks,
@@ -575,6 +582,12 @@ class RiskActor(Actor):
 
 
 # ---------------------------------------------------------------------- pure helpers
+
+
+def _passed_as_closing(check: CheckResult) -> CheckResult:
+    return msgspec.structs.replace(
+        check, status="passed", detail=f"{check.detail}; the order only closes what is held"
+    )
 
 
 def _reference_price(quote: Quote) -> float | None:

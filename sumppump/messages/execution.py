@@ -65,6 +65,7 @@ __all__ = [
     "BreakerState",
     "CancelByRef",
     "CancelResult",
+    "ChangeDetails",
     "CreatePreview",
     "DeclinePreview",
     "ExecutePreview",
@@ -78,11 +79,16 @@ __all__ = [
     "GetOrderStatus",
     "OrderStatusReport",
     "OrderSubmitted",
+    "OrderTerms",
     "OutcomeUnknown",
+    "PrepareClose",
+    "PrepareModify",
+    "PrepareRoll",
     "PrepareStopLoss",
     "PreviewCreated",
     "PreviewKind",
     "ResetBreaker",
+    "StopFollow",
     "StopLossPrompt",
     "SuggestedCall",
     "VoidSymbol",
@@ -117,6 +123,8 @@ class CreatePreview(Command, frozen=True, kw_only=True):
       ``order_ref`` is the modified order's.
     * ``order_max_loss``: the loss this order adds (``StrategyAnalysed.order_max_loss``), sent
       to the re-check as ``RecheckOrder.max_loss``; ``None`` = use ``max_loss``.
+    * ``details``: what a close, modification or roll does (shown with the preview).
+      ``opening_con_ids``: the legs that open a position (a roll's new legs); empty = all.
     * ``commission`` (the what-if estimate, dollars) and ``shares_held_used`` (held shares the
       order's short calls rely on) are passed to the risk re-check at execute time
       (``RecheckOrder``), together with the trading hours of the fresh quote.
@@ -145,6 +153,8 @@ class CreatePreview(Command, frozen=True, kw_only=True):
     commission: float = 0.0
     shares_held_used: int = 0
     order_max_loss: float | None = None
+    details: ChangeDetails | None = None
+    opening_con_ids: tuple[int, ...] = ()
 
 
 class PreviewCreated(Reply, frozen=True, kw_only=True):
@@ -165,6 +175,8 @@ class PreviewCreated(Reply, frozen=True, kw_only=True):
     account_kind: AccountKind
     digest: str
     notes: tuple[str, ...] = ()
+    details: ChangeDetails | None = None
+    replaces_order_ref: str = ""
 
 
 class PrepareStopLoss(Command, frozen=True, kw_only=True):
@@ -190,6 +202,117 @@ class PrepareStopLoss(Command, frozen=True, kw_only=True):
     stop_price: float | None = None
     stop_percent: float | None = None
     position: str | None = None
+
+
+class PrepareClose(Command, frozen=True, kw_only=True):
+    """Preview closing (all or ``quantity`` units of) a held position of ``symbol``.
+
+    ``position`` names it (see :mod:`sumppump.holdings`): a conId or description from
+    ``get_positions``, ``STK``, or the ``order_ref`` of a combo opened here. A structure opened
+    together is closed as one guaranteed combo. ``limit_price`` is per share for a single leg,
+    net per unit for a combo (negative = credit received); default the mid rounded to the tick.
+
+    Reply: :class:`PreviewCreated` (``kind="close"``, ``details`` filled in) or
+    :class:`ExecutionRefused`: ``INVALID_ARGUMENT`` (nothing held, ambiguous position,
+    quantity above what is held, limit on the wrong side), ``NOT_PERMITTED_LEVEL2`` (what
+    remains would hold an uncovered short; the hint names the combo to close instead),
+    ``NOT_CONNECTED``, ``NO_MARKET_DATA``.
+    """
+
+    symbol: str
+    position: str | None = None
+    quantity: int | None = None
+    limit_price: float | None = None
+
+
+class PrepareModify(Command, frozen=True, kw_only=True):
+    """Preview a change to the working order ``order_ref`` that SumpPump placed: a new limit,
+    quantity or stop price (at least one). Executing it re-sends the order under its own IB
+    id and orderRef (how IB modifies), after the same checks as any order.
+
+    Reply: :class:`PreviewCreated` (``kind="modify"``, ``replaces_order_ref``; ``details.before``
+    and ``details.after`` side by side) or :class:`ExecutionRefused` (``INVALID_ARGUMENT``: not
+    ours, filled, cancelled, unknown, nothing changed, a field the order type does not have, a
+    quantity not above what already filled or above what a stop protects).
+    """
+
+    order_ref: str
+    limit_price: float | None = None
+    quantity: int | None = None
+    stop_price: float | None = None
+
+
+class PrepareRoll(Command, frozen=True, kw_only=True):
+    """Preview rolling a long option or a debit spread of ``symbol`` to ``new_expiry`` (and
+    ``new_strikes``, default the same): one guaranteed combo that sells the held legs and buys
+    the same structure at the later expiry. ``limit_price`` is the roll's net per unit
+    (positive = debit paid, negative = credit); default the mid.
+
+    Reply: :class:`PreviewCreated` (``kind="roll"``; ``max_loss``/``max_gain``/``breakevens``
+    of the resulting position, ``details.cash`` the roll's net) or :class:`ExecutionRefused`
+    (``INVALID_ARGUMENT``: not a long option or debit spread, expiry not later;
+    ``NOT_PERMITTED_LEVEL2`` when the result would not be Level 2).
+    """
+
+    symbol: str
+    new_expiry: str
+    position: str | None = None
+    new_strikes: tuple[float, ...] | None = None
+    limit_price: float | None = None
+
+
+class StopFollow(msgspec.Struct, frozen=True, kw_only=True):
+    """What happens to one protective stop when the previewed order fills. ``how``:
+    ``cancelled`` / ``reduced`` (by IB, through the shared OCA group), ``unchanged``, or
+    ``not_ours`` (placed outside SumpPump: the person must see to it in TWS)."""
+
+    order_ref: str
+    description: str
+    how: Literal["cancelled", "reduced", "unchanged", "not_ours"]
+    quantity_before: float
+    quantity_after: float
+
+
+class OrderTerms(msgspec.Struct, frozen=True, kw_only=True):
+    """A working order's terms, for the before/after of a modification."""
+
+    order_type: str
+    quantity: int
+    limit_price: float | None = None
+    stop_price: float | None = None
+    max_loss: float | None = None
+    max_gain: float | None = None
+
+
+class ChangeDetails(msgspec.Struct, frozen=True, kw_only=True):
+    """What a close, modification or roll does, for the person to read before confirming.
+
+    ``position_value`` is what one unit of the position being closed or rolled is worth at mid
+    (per share, positive for a long); ``cash`` is money for the whole order at the limit
+    (positive = received, negative = paid);
+    ``realised_pnl`` the P&L against IB's average cost at the limit (commission excluded);
+    ``closes_order_ref`` the order that opened the combo being closed or rolled (if one of
+    ours); ``holds_after`` what the account holds in the symbol once it fills; ``level2`` the rule's
+    verdict on that; ``stops`` what happens to the position's protective orders.
+    """
+
+    action: Literal["close", "modify", "roll"]
+    position: str
+    quantity: int
+    closes_order_ref: str = ""
+    held: int = 0
+    limit_price: float | None = None
+    mid: float | None = None
+    natural: float | None = None
+    position_value: float | None = None
+    cash: float | None = None
+    realised_pnl: float | None = None
+    commission: float = 0.0
+    holds_after: tuple[str, ...] = ()
+    level2: str = ""
+    stops: tuple[StopFollow, ...] = ()
+    before: OrderTerms | None = None
+    after: OrderTerms | None = None
 
 
 class ApprovalContext(msgspec.Struct, frozen=True, kw_only=True):
@@ -424,6 +547,9 @@ class Voided(Reply, frozen=True, kw_only=True):
 ExecutionRequest = (
     CreatePreview
     | PrepareStopLoss
+    | PrepareClose
+    | PrepareModify
+    | PrepareRoll
     | ExecutePreview
     | GetOrderStatus
     | CancelByRef

@@ -71,6 +71,7 @@ class OrderSpec(msgspec.Struct, frozen=True, kw_only=True):
     tif: TimeInForce = "DAY"
     transmit: bool = True
     oca_group: str = ""
+    oca_type: int = 0  # IB's ocaType: 1 cancel the rest, 2 reduce the rest (with block)
     outside_rth: bool = False
 
 

@@ -197,12 +197,15 @@ class RecheckOrder(Command, frozen=True, kw_only=True):
     ``max_loss`` is in dollars (``None`` = unbounded), ``debit`` the dollars paid for the whole
     order (negative for a credit), ``commission`` the estimate, ``summary`` a one-line
     description for the check details. ``shares_held_used`` is how many held shares the order's
-    short calls rely on. Replies :class:`RecheckResult` or ``NotConnected``.
+    short calls rely on. ``reduces_exposure``: the order only closes what is held (a close, or
+    a change to one); the contract-count limit, which caps new exposure, does not apply to it.
+    Replies :class:`RecheckResult` or ``NotConnected``.
     """
 
     order: OrderSpec
     max_loss: float | None
     debit: float
+    reduces_exposure: bool = False
     commission: float = 0.0
     summary: str = ""
     shares_held_used: int = 0

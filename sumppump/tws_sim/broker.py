@@ -18,6 +18,19 @@ debit spreads (every short option covered by stock or by a long option of the sa
 with a better strike), 3 credit spreads, 4 uncovered. An order the account's level does not allow
 is rejected with error 201, whether it is placed or only previewed (what-if).
 
+OCA groups (``ocaGroup`` + ``ocaType``, per account) follow IB: when an order of a group executes
+a quantity q, ocaType 1 (or 0, unset) cancels every other working order of the group; ocaType 2
+and 3 reduce every other working order's total quantity by q (combo units for a BAG) and cancel
+one left at or below its filled quantity. Cancellation and reduction are reported as openOrder +
+orderStatus only (no error 202), in the same step as the fill. An order joining a group that has
+already executed (an order of it filled completely and none is still working) is cancelled at
+once; a group whose orders were only cancelled, or that still has working orders, can be joined.
+
+A placeOrder reusing a live order's id modifies it (price, stop price, quantity, type, TIF,
+transmit, OCA group) and keeps the order id and permId; see :meth:`Broker._modify` for the
+refusals (104 filled, 103 finished otherwise, 105 other contract/action, 321 quantity below the
+filled quantity).
+
 The broker never touches sockets; it reports through the :class:`BrokerListener` it is given.
 """
 
@@ -137,6 +150,7 @@ class SimOrder:
     parent_id: int
     oca_group: str
     placed_at: dt.datetime
+    oca_type: int = 0
     status: str = "PendingSubmit"
     filled: float = 0.0
     avg_fill_price: float = 0.0
@@ -176,6 +190,7 @@ class SimOrder:
             order_ref=self.order_ref,
             outside_rth=self.outside_rth,
             oca_group=self.oca_group,
+            oca_type=self.oca_type,
             parent_id=self.parent_id,
             what_if=what_if,
             transmit=self.transmit,
@@ -628,6 +643,7 @@ class Broker:
             transmit=req.transmit,
             parent_id=req.parent_id,
             oca_group=req.oca_group,
+            oca_type=req.oca_type,
             placed_at=now,
             status="Inactive",
             completed_time=now.strftime("%Y%m%d %H:%M:%S UTC"),
@@ -675,6 +691,7 @@ class Broker:
             transmit=req.transmit,
             parent_id=req.parent_id,
             oca_group=req.oca_group,
+            oca_type=req.oca_type,
             placed_at=now,
         )
         self._next_perm_id += 1
@@ -695,27 +712,141 @@ class Broker:
                 session_day, extended=stock_only and order.outside_rth
             )
         self.orders[key] = order
+        if self._oca_group_executed(order):
+            self._finish(order, "Cancelled", f"OCA group {order.oca_group} already executed")
+            return order
         self._set_status(order, "PreSubmitted")
         if order.transmit and self._can_trade(order):
             self._set_status(order, "Submitted")
         return order
 
     def _modify(self, order: SimOrder, req: PlaceOrderRequest) -> SimOrder:
+        """Apply a placeOrder that reuses a live order's id: new price, stop price, quantity,
+        type, time in force, transmit flag or OCA group; order id and permId stay.
+
+        Raises :class:`OrderRejected` and leaves the order as it was: 104 for a filled order,
+        103 for one already cancelled or inactive (the id is used), 105 when the contract or
+        the action differ from the original, 434 for a zero quantity, 321 for a quantity below
+        the filled quantity or a missing limit/stop price, 387 for an unsupported type and 110
+        for a price off the tick.
+        """
+        if order.status == "Filled":
+            raise OrderRejected(104, "Can't modify a filled order.")
         if not order.is_active:
             raise OrderRejected(103, "Duplicate order id")
-        if req.total_quantity < order.filled:
+        contract, inst, legs = self._resolve(req)
+        if req.action != order.action or not self._same_contract(order, contract, inst, legs):
+            raise OrderRejected(105, "Order being modified does not match original order.")
+        if req.total_quantity <= 0:
+            raise OrderRejected(434, "The order size cannot be zero.")
+        if req.total_quantity < order.filled - 1e-9:
             raise OrderRejected(
-                201, "Order rejected - reason:Quantity is below the filled quantity"
+                321,
+                "Error validating request.-'bB' : cause - The total quantity "
+                f"{req.total_quantity:g} is below the filled quantity {order.filled:g}",
             )
+        if req.order_type not in ("LMT", "MKT", "STP", "STP LMT"):
+            raise OrderRejected(
+                387, f"Unsupported order type for this exchange and security type: {req.order_type}"
+            )
+        if req.order_type in ("LMT", "STP LMT") and req.lmt_price is None:
+            raise OrderRejected(
+                321, "Error validating request.-'bB' : cause - Limit price is missing"
+            )
+        if req.order_type in ("STP", "STP LMT") and req.aux_price is None:
+            raise OrderRejected(
+                321, "Error validating request.-'bB' : cause - Stop price is missing"
+            )
+        if inst is not None:
+            for price in (req.lmt_price, req.aux_price):
+                if price is not None and not _conforms(price, min_tick(inst, abs(price))):
+                    raise OrderRejected(
+                        110,
+                        "The price does not conform to the minimum price variation for this "
+                        "contract.",
+                    )
+        if req.order_type != order.order_type or req.aux_price != order.aux_price:
+            # A new stop price (or type) is evaluated afresh against the market.
+            order.triggered = False
         order.quantity = req.total_quantity
+        order.order_type = req.order_type
         order.lmt_price = req.lmt_price
         order.aux_price = req.aux_price
         order.tif = req.tif or order.tif
         order.transmit = req.transmit
+        order.outside_rth = req.outside_rth
+        order.order_ref = req.order_ref
+        order.oca_group = req.oca_group
+        order.oca_type = req.oca_type
+        if self._oca_group_executed(order):
+            self._finish(order, "Cancelled", f"OCA group {order.oca_group} already executed")
+            return order
         self._notify(order)
         if order.status == "PreSubmitted" and order.transmit and self._can_trade(order):
             self._set_status(order, "Submitted")
         return order
+
+    @staticmethod
+    def _same_contract(
+        order: SimOrder, contract: WireContract, inst: Instrument | None, legs: Legs
+    ) -> bool:
+        if order.instrument is not None or inst is not None:
+            return (
+                order.instrument is not None
+                and inst is not None
+                and order.instrument.con_id == inst.con_id
+            )
+
+        def shape(items: Legs) -> list[tuple[int, int, str]]:
+            return sorted((i.con_id, ratio, action) for i, ratio, action in items)
+
+        return contract.sec_type == "BAG" and shape(order.legs) == shape(legs)
+
+    # --- OCA groups -------------------------------------------------------------------------
+
+    def _oca_members(self, order: SimOrder) -> list[SimOrder]:
+        """The other orders of ``order``'s OCA group (same account, same group name)."""
+        if not order.oca_group:
+            return []
+        return [
+            other
+            for other in self.orders.values()
+            if other is not order
+            and other.account == order.account
+            and other.oca_group == order.oca_group
+        ]
+
+    def _oca_group_executed(self, order: SimOrder) -> bool:
+        """True when ``order`` would join a group that has already done its job: one of its
+        orders filled completely and none is still working. (A group of cancelled orders, or
+        one whose remaining orders were only reduced by a partial execution, can be joined.)"""
+        members = self._oca_members(order)
+        return any(m.status == "Filled" for m in members) and not any(m.is_active for m in members)
+
+    def _apply_oca(self, filled: SimOrder, quantity: float) -> None:
+        """IB's OCA rule after ``filled`` executed ``quantity`` (combo units for a BAG).
+
+        ocaType 1 (and 0, unset): every other working order of the group is cancelled.
+        ocaType 2 and 3: every other working order's total quantity shrinks by ``quantity``;
+        one left with a total at or below its filled quantity is cancelled. Fills here are
+        synchronous, so applying this before any other order is evaluated is the "block"
+        (no overfill across the group). The type of the executing order decides.
+        """
+        oca_type = filled.oca_type or 1
+        for other in self._oca_members(filled):
+            if not other.is_active:
+                continue
+            if oca_type == 1:
+                self._finish(other, "Cancelled", f"Cancelled by OCA group {filled.oca_group}")
+                continue
+            new_total = round(other.quantity - quantity, 8)
+            if new_total <= other.filled + 1e-9:
+                self._finish(
+                    other, "Cancelled", f"Reduced to nothing by OCA group {other.oca_group}"
+                )
+            else:
+                other.quantity = new_total
+                self._notify(other)
 
     def cancel(self, client_id: int, order_id: int) -> SimOrder:
         """Cancel a working order; raises :class:`OrderRejected` with 10147 / 10148."""
@@ -909,6 +1040,7 @@ class Broker:
             order.completed_status = "Filled"
         if self.listener:
             self.listener.order_filled(order, executions)
+        self._apply_oca(order, quantity)
         return executions
 
     def _leg_prices(self, order: SimOrder, net: float) -> list[float]:

@@ -211,6 +211,7 @@ class OpenOrderView:
     order_ref: str
     outside_rth: bool = False
     oca_group: str = ""
+    oca_type: int = 0
     open_close: str = ""
     origin: int = 0
     parent_id: int = 0
@@ -332,6 +333,9 @@ class PlaceOrderRequest:
     what_if: bool = False
     algo_strategy: str = ""
     n_conditions: int = 0
+    oca_type: int = 0
+    """IB's ocaType: 1 cancel the rest of the group with block, 2 reduce the rest
+    proportionately with block, 3 reduce without block; 0 (ib_async's default) is unset."""
     unread_fields: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -399,11 +403,12 @@ def parse_place_order(
     r.skip(3)  # faGroup, faMethod, faPercentage
     if server_version < 177:
         r.text()  # faProfile
-    # modelCode, shortSaleSlot, designatedLocation, exemptCode, ocaType, rule80A, settlingFirm,
-    # allOrNone, minQty, percentOffset, eTradeOnly, firmQuoteOnly, nbboPriceCap, auctionStrategy,
-    # startingPrice, stockRefPrice, delta, stockRangeLower, stockRangeUpper,
-    # overridePercentageConstraints, volatility, volatilityType
-    r.skip(22)
+    r.skip(4)  # modelCode, shortSaleSlot, designatedLocation, exemptCode
+    oca_type = r.integer()
+    # rule80A, settlingFirm, allOrNone, minQty, percentOffset, eTradeOnly, firmQuoteOnly,
+    # nbboPriceCap, auctionStrategy, startingPrice, stockRefPrice, delta, stockRangeLower,
+    # stockRangeUpper, overridePercentageConstraints, volatility, volatilityType
+    r.skip(17)
     delta_neutral_order_type = r.text()
     r.text()  # deltaNeutralAuxPrice
     if delta_neutral_order_type:
@@ -485,6 +490,7 @@ def parse_place_order(
         what_if=what_if,
         algo_strategy=algo_strategy,
         n_conditions=n_conditions,
+        oca_type=oca_type,
         unread_fields=r.remaining,
     )
 
@@ -909,7 +915,7 @@ def open_order(c: WireContract, o: OpenOrderView, st: OrderStateView) -> list[Fi
         False,  # sweepToFill
         False,  # allOrNone
         None,  # minQty (unset int)
-        0,  # ocaType
+        o.oca_type,
         False,  # eTradeOnly
         False,  # firmQuoteOnly
         UNSET_DOUBLE,  # nbboPriceCap
@@ -1060,7 +1066,7 @@ def completed_order(c: WireContract, o: OpenOrderView, status: str) -> list[Fiel
         False,  # sweepToFill
         False,  # allOrNone
         None,  # minQty
-        0,  # ocaType
+        o.oca_type,
         0,  # triggerMethod
         UNSET_DOUBLE,  # volatility
         None,  # volatilityType

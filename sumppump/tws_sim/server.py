@@ -496,7 +496,9 @@ class SimTWS:
             if conn.positions_subscribed:
                 for inst in instruments:
                     pos = acct.positions[inst.con_id]
-                    conn.send(p.position(account_id, inst.wire(""), pos.quantity, pos.avg_cost))
+                    conn.send(
+                        p.position(account_id, inst.wire(""), pos.quantity, round(pos.avg_cost, 4))
+                    )
             if conn.account_updates == account_id:
                 for inst in instruments:
                     self._send_portfolio_item(conn, account_id, inst)
@@ -747,6 +749,11 @@ class SimTWS:
             self.broker.place(req, conn.client_id)
         except OrderRejected as exc:
             conn.send(p.error(req.order_id, exc.code, exc.text, exc.advanced_json))
+            live = self.broker.orders.get((conn.client_id, req.order_id))
+            if not req.what_if and live is not None and live.is_active:
+                # A refused modification leaves the order working as it was; say so, since
+                # ib_async marks the trade ValidationError or Cancelled on the error alone.
+                self._send_order(conn, live)
             return
         if self.link_up:
             self.broker.step()

@@ -425,3 +425,22 @@ async def test_account_goes_stale_when_tws_drops_and_reloads_on_reconnect(
                 await anyio.sleep(0.02)
         again = await h.analyse("long_call", (225.0,))
     assert isinstance(again, StrategyAnalysed) and again.epoch == 2
+
+
+async def test_a_close_over_the_contract_limit_passes_but_an_opening_order_does_not(
+    tmp_path: Path,
+) -> None:
+    async with risk_harness(tmp_path, max_contracts=1) as h:
+        analysed = await h.analyse("bull_call_spread", (220.0, 230.0), quantity=1)
+        assert isinstance(analysed, StrategyAnalysed)
+        two = msgspec.structs.replace(analysed.order, quantity=2)
+        opening = RecheckOrder(order=two, max_loss=100.0, debit=100.0)
+        closing = msgspec.structs.replace(opening, max_loss=0.0, reduces_exposure=True)
+        refused = await h.risk.call(opening, timeout=10)
+        allowed = await h.risk.call(closing, timeout=10)
+
+    assert isinstance(refused, RecheckResult) and not refused.ok
+    assert refused.code == "RISK_LIMIT"
+    assert isinstance(allowed, RecheckResult)
+    [contracts] = [c for c in allowed.checks if c.name == "max_contracts"]
+    assert contracts.status == "passed" and "only closes" in contracts.detail

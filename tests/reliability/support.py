@@ -175,13 +175,16 @@ def assert_order_invariants(sim: Any, confirmed: Iterable[str]) -> None:
     """No preview produced two orders, and every order TWS received carries the id of a preview
     that was confirmed with execute_trade.
 
-    ``modify`` previews legitimately re-send an order under the working order's ref; nothing in
-    this suite creates them (modify_order is not built), so every ref must be unique.
+    A confirmed ``modify_order`` preview re-sends the working order under its own IB id and
+    ref (how IB modifies): a ref may repeat with the *same* order id, never with two.
     """
     allowed = set(confirmed)
-    refs = [order.order_ref for order in placed_orders(sim)]
-    assert len(refs) == len(set(refs)), f"a preview produced more than one order: {refs}"
-    stray = [ref for ref in refs if ref not in allowed]
+    ids_by_ref: dict[str, set[int]] = {}
+    for order in placed_orders(sim):
+        ids_by_ref.setdefault(order.order_ref, set()).add(order.request.order_id)
+    duplicated = {ref: ids for ref, ids in ids_by_ref.items() if len(ids) > 1}
+    assert not duplicated, f"a preview produced more than one order: {duplicated}"
+    stray = [ref for ref in ids_by_ref if ref not in allowed]
     assert not stray, f"orders TWS received that nobody confirmed: {stray}"
 
 
