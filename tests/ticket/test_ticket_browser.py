@@ -203,3 +203,27 @@ async def test_a_live_account_a_check_not_run_and_an_expired_preview_are_impossi
     untokened = await render_standalone(browser, result)
     await untokened.locator("body[data-rendered-at]").wait_for(timeout=5_000)
     assert not await untokened.get_by_test_id("confirm").is_enabled()
+
+
+async def test_the_close_ticket_shows_what_the_close_does(tmp_path: Path, browser: Any) -> None:
+    async with ticket_app(tmp_path) as (client, service):
+        opened = await client.call_tool("calculate_strategy", await spread_args(client))
+        ref = opened.structured_content["preview_id"]
+        done = await client.call_tool(
+            "execute_trade",
+            {"preview_id": ref, "confirm_text": opened.structured_content["confirm_text"]},
+        )
+        assert not done.is_error
+        async with HostRelay(client) as relay:
+            page = await browser.new_page(viewport={"width": 820, "height": 1200})
+            args = {"symbol": "AAPL", "position": ref}
+            await page.goto(relay.page_url(TICKET_URI, "close_position", args))
+            ticket = page.frame_locator("#view")
+            await ticket.locator("body[data-rendered-at]").wait_for(timeout=10_000)
+            data = relay.calls[0][2]["structuredContent"]
+            details = await ticket.get_by_test_id("change-details").inner_text()
+            assert details.startswith("Close: " + data["details"]["position"])
+            assert data["confirm_text"] == await ticket.get_by_test_id("confirm-text").inner_text()
+            await ticket.get_by_test_id("confirm").click()
+            await ticket.get_by_test_id("status").wait_for(timeout=15_000)
+            assert len(placed(service, data["preview_id"])) == 1

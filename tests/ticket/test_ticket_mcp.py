@@ -282,3 +282,24 @@ async def test_a_host_on_the_legacy_initialize_handshake_is_recognised(tmp_path:
         clicked = await confirm(client, preview)
         assert not clicked.is_error, clicked.structured_content
         assert len(placed(service)) == 1
+
+
+async def test_closing_a_position_opens_its_ticket_and_confirm_places_the_close(
+    tmp_path: Path,
+) -> None:
+    async with ticket_app(tmp_path, approval="app") as (client, service):
+        tools = {t.name: t for t in await client.list_tools()}
+        for name in ("close_position", "modify_order", "roll_position"):
+            assert tools[name].meta["ui"]["resourceUri"] == TICKET_URI
+        opened = await spread_preview(client)
+        filled = await confirm(client, opened)
+        assert not filled.is_error, filled.structured_content
+        ref = opened.structured_content["preview_id"]
+        close = await client.call_tool("close_position", {"symbol": "AAPL", "position": ref})
+        data = close.structured_content
+        assert data["kind"] == "close" and data["details"]["action"] == "close"
+        assert close.meta[META_KEY]["token"]
+        assert getattr(close.content[-1], "text", "") == APP_MODE_NOTE
+        closed = await confirm(client, close)
+        assert not closed.is_error, closed.structured_content
+        assert len(placed(service, data["preview_id"])) == 1
