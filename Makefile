@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/serve.py
 	$(PY) bench/load.py
 	$(PY) bench/reliability.py
+	$(PY) bench/ticket.py
 	$(PY) bench/report.py
 
 lint: $(STAMP)

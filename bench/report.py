@@ -35,6 +35,7 @@ SCRIPTS = {
     "tools": "bench/tools.py",
     "serve": "bench/serve.py",
     "reliability": "bench/reliability.py",
+    "ticket": "bench/ticket.py",
 }
 
 Results = dict[str, dict[str, Any]]
@@ -725,6 +726,25 @@ def section_reliability(result: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def section_ticket(result: dict[str, Any]) -> str:
+    return (
+        "The order ticket's HTML resource (self-contained, no network) and the time from the "
+        "tool result reaching the view to the ticket drawn, in the browser's clock.\n\n"
+        + table(
+            ("Ticket HTML bytes", "Chain HTML bytes", "Renders", "Median ms", "Max ms"),
+            [
+                (
+                    num(result["ticket_html_bytes"], 0),
+                    num(result["chain_html_bytes"], 0),
+                    num(result["renders"], 0),
+                    num(result["render_ms_median"]),
+                    num(result["render_ms_max"]),
+                )
+            ],
+        )
+    )
+
+
 SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("actors", "Actor runtime: call round trip vs bare streams", section_actors),
     ("pricing", "Pricing kernels vs py_vollib", section_pricing),
@@ -734,6 +754,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("serve", "Start-up, memory and tool listing of the served process", section_serve),
     ("load", "Load: 50 concurrent readers", section_load),
     ("reliability", "Reliability counts", section_reliability),
+    ("ticket", "Order ticket (MCP App) in headless Chromium", section_ticket),
 )
 
 

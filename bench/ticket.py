@@ -27,10 +27,11 @@ from fastmcp import Client
 from fastmcp.apps import UI_EXTENSION_ID, UI_MIME_TYPE
 from mcp.client.extension import advertise
 
+from bench.machine import host_info
 from sumppump.mcp_server import create_app
 from sumppump.settings import Settings
 from sumppump.ticket import chain_html, ticket_html
-from sumppump.ticket.host import screenshot_ticket
+from sumppump.ticket.host import find_chromium, screenshot_ticket
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ticket.json"
 RENDERS = 5
@@ -70,6 +71,7 @@ async def run(screenshot: Path | None) -> dict[str, Any]:
             renders.append(shot.render_ms)
     return {
         "benchmark": "order ticket (MCP App) in headless Chromium",
+        "host": host_info(),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "ticket_html_bytes": len(ticket_html().encode()),
@@ -87,6 +89,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--screenshot", type=Path, default=None)
     args = parser.parse_args()
+    if find_chromium() is None:
+        print("bench/ticket.py skipped: no chromium (apt-get install chromium)", file=sys.stderr)
+        return
     result = anyio.run(run, args.screenshot)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
