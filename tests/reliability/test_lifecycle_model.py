@@ -266,8 +266,12 @@ class LifecycleModel(RuleBasedStateMachine):
         if code is None:
             return False
         TALLY[f"refused {code}"] += 1
-        if code in ("ORDER_REJECTED",):
-            REJECTIONS[f"{step}: {answer['error']['message']}"[:200]] += 1
+        if code == "ORDER_REJECTED":
+            message = answer["error"]["message"]
+            REJECTIONS[f"{step}: {message}"[:200]] += 1
+            # TWS refusing what a preview passed is a defect; only D-L3 (a limit off the tick,
+            # see its xfail test below) is known.
+            assert "(110)" in message, f"{step}: TWS refused a previewed order: {message}"
         assert code in allowed, f"{step}: unexpected {code}: {answer['error']}"
         return True
 
@@ -567,6 +571,7 @@ def test_lifecycle_model_keeps_the_book_level2_and_every_order_confirmed(
         randomised=False,
     )
     print(line)
+    print(f"rejected by TWS after a preview passed: {dict(REJECTIONS)}")
 
 
 @pytest.mark.slow
@@ -683,3 +688,46 @@ def test_closing_a_spread_leg_alone_says_what_happens_to_the_spread_stop(
     stops, stop_alive = portal.call(_stops_listed_for_closing_a_spread_leg, tmp_path)
     assert not stop_alive  # what happens: the stop is cancelled with the close (safe)
     assert [s["how"] for s in stops] == ["cancelled"]  # what the preview should have said
+
+
+async def _off_tick_change(tmp: Path, tool: str) -> tuple[str | None, str | None]:
+    """(the preview's code, the execution's code) for a limit off the 0.05 tick of an
+    option quoted above $3 (the 220 call, about $9)."""
+    async with running_app(tmp) as app:
+        expiry, strikes = await _front_chain(app)
+        opened = await app.ok(
+            "calculate_strategy",
+            {
+                "symbol": "AAPL",
+                "strategy": "long_call",
+                "expiry": expiry,
+                "strikes": [strikes[1]],
+                "limit_price": 3.0 if tool == "modify_order" else None,
+            },
+        )
+        ref = (await _confirm(app, opened))["order_ref"]
+        if tool == "modify_order":
+            preview = await app.call("modify_order", {"order_ref": ref, "limit_price": 3.33})
+        else:
+            name = f"{expiry} {strikes[1]:g} C"
+            preview = await app.call(
+                "close_position", {"symbol": "AAPL", "position": name, "limit_price": 9.33}
+            )
+        if code_of(preview) is not None:
+            return code_of(preview), None
+        return None, code_of(await _confirm(app, preview))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect D-L3: close_position and modify_order preview a limit price off the "
+    "contract's tick (3.33 where the tick is 0.05) and promise it; execute_trade then fails "
+    "with ORDER_REJECTED (IB what-if 110). calculate_strategy refuses the same price at "
+    "preview time with INVALID_ARGUMENT and the nearest ticks as the hint",
+)
+@pytest.mark.parametrize("tool", ["modify_order", "close_position"])
+def test_a_limit_off_the_tick_is_refused_at_preview_like_an_opening_order(
+    portal: BlockingPortal, tmp_path: Path, tool: str
+) -> None:
+    previewed, executed = portal.call(_off_tick_change, tmp_path, tool)
+    assert previewed == "INVALID_ARGUMENT" or executed is None, (previewed, executed)
