@@ -170,6 +170,18 @@ def test_short_calls_beyond_the_shares_stay_uncovered_singles() -> None:
     assert found["STK"].units == 50
 
 
+def test_a_buy_write_opened_here_keeps_its_hundred_shares_and_the_rest_stay_shares() -> None:
+    stock, call = shares(300), opt(7, -2, 230.0)
+    buy_write = combo(
+        "sp-bw", 2, leg_of(stock, "BUY", 100), leg_of(call, "SELL"), strategy="covered call"
+    )
+    found = by_key(group_structures([stock, call], [buy_write]))
+    assert set(found) == {"sp-bw", "STK"}
+    assert (found["sp-bw"].units, found["STK"].units) == (2, 100)
+    closing = closing_legs(found["sp-bw"])
+    assert [(leg.action, leg.ratio) for leg in closing] == [("SELL", 100), ("BUY", 1)]
+
+
 def test_a_short_put_is_never_paired_with_shares() -> None:
     put = opt(8, -1, 200.0, right="P")
     found = by_key(group_structures([shares(200), put]))
@@ -197,14 +209,14 @@ def holdings(draw: st.DrawFn) -> tuple[list[PositionInfo], list[OpenedCombo]]:
     combos = []
     for n in range(draw(st.integers(0, 3))):
         chosen = draw(st.lists(st.sampled_from(ids), min_size=2, max_size=3, unique=True))
-        legs = [
-            leg_of(
-                by_id[cid],
-                draw(st.sampled_from(["BUY", "SELL"])),
-                100 if cid == STOCK_ID else draw(st.integers(1, 2)),
-            )
-            for cid in chosen
-        ]
+        legs = []
+        for cid in chosen:
+            # mostly the side held (the combo still stands), sometimes the other
+            held_side = "BUY" if by_id[cid].quantity > 0 else "SELL"
+            other = "SELL" if held_side == "BUY" else "BUY"
+            action = draw(st.sampled_from([held_side, held_side, other]))
+            ratio = 100 if cid == STOCK_ID else draw(st.integers(1, 2))
+            legs.append(leg_of(by_id[cid], action, ratio))
         combos.append(combo(f"sp-{n}", draw(st.integers(0, 4)), *legs))
     return positions, combos
 
