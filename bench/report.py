@@ -611,6 +611,7 @@ def section_serve(result: dict[str, Any]) -> str:
             "directory (p50, max) after one first launch with empty caches (matplotlib builds "
             "its font cache), shown apart.",
             table(("Start-up", "p50 s", "max s", "first launch s"), rows),
+            imports_line(start.get("imports")),
             f"Resident memory of the server process (VmRSS, VmHWM = peak, from /proc; MB = "
             f"10⁶ bytes); {simulator}. Chains: SPY, "
             f"{dig(memory, 'chain_args', 'strikes_each_side')} strikes each side, both rights, "
@@ -620,6 +621,19 @@ def section_serve(result: dict[str, Any]) -> str:
             f"`tools/list` JSON (plus {num(listing.get('instructions_chars'))} characters of "
             f"server instructions). Largest: {largest}.",
         )
+    )
+
+
+def imports_line(imports: Any) -> str:
+    """The share of start-up spent importing modules, when it was measured."""
+    if not isinstance(imports, dict):
+        return "_Import times not measured._"
+    cumulative = imports.get("cumulative_import_s", {})
+    parts = ", ".join(f"{name} {num(value, 2)} s" for name, value in cumulative.items())
+    return (
+        f'Python imports alone: `python -c "import sumppump.mcp_server"` takes '
+        f"{num(imports.get('python_import_mcp_server_s'), 2)} s (median). Cumulative import "
+        f"times from `-X importtime` (nested, so they overlap): {parts or '—'}."
     )
 
 

@@ -14,6 +14,9 @@ simulated TWS embedded) and speaks MCP to it over stdio with fastmcp's client:
   ``strikes_each_side`` at 30 (120 options) and the simulator lists 83 SPY strikes. With
   ``--sim`` the simulated TWS — its instrument catalogue, quote model and sockets — lives in
   the same process, so the figures include it; a real deployment's process holds no simulator.
+* imports: the wall time of ``python -c "import sumppump.mcp_server"`` and the cumulative
+  import time of the heaviest packages (``-X importtime``): the share of start-up that is Python
+  importing modules before any server code runs.
 * tool listing: the JSON of the ``tools/list`` result as sent (``by_alias``, no nulls), which is
   what the client puts in front of the model, in characters; plus the server's ``instructions``.
 
@@ -28,6 +31,7 @@ import json
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -116,6 +120,41 @@ async def startup(runs: int) -> dict[str, Any]:
     return out
 
 
+#: Modules whose cumulative import time is reported (the served process imports all of them).
+IMPORTS = ("sumppump.mcp_server", "fastmcp", "mcp", "ib_async", "sumppump.charts", "matplotlib")
+
+
+def import_times(runs: int = 3) -> dict[str, Any]:
+    """How much of start-up is Python imports: the wall time of ``python -c "import
+    sumppump.mcp_server"`` (median of ``runs``) and, from one ``-X importtime`` run, the
+    cumulative import time of the modules in ``IMPORTS`` (each where it is first imported)."""
+    command = [sys.executable, "-c", "import sumppump.mcp_server"]
+    walls = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, check=True, cwd=Path(__file__).resolve().parent.parent)
+        walls.append(time.perf_counter() - started)
+    traced = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import sumppump.mcp_server"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    cumulative: dict[str, float] = {}
+    for line in traced.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, total, name = line.split("|", 2)
+        name = name.strip()
+        if name in IMPORTS and name not in cumulative and total.strip().isdigit():
+            cumulative[name] = round(int(total) / 1e6, 3)
+    return {
+        "python_import_mcp_server_s": round(statistics.median(walls), 3),
+        "cumulative_import_s": cumulative,
+    }
+
+
 async def memory_and_listing(workdir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     async with Client(stdio_transport(workdir)) as client:
         listing = await client.list_tools_mcp()
@@ -166,6 +205,7 @@ async def memory_and_listing(workdir: Path) -> tuple[dict[str, Any], dict[str, A
 
 async def run(runs: int) -> dict[str, Any]:
     start = await startup(runs)
+    start["imports"] = import_times()
     with tempfile.TemporaryDirectory(prefix="sumppump-mem-") as tmp:
         memory, listing = await memory_and_listing(Path(tmp))
     peak = max(memory["after_second_chain"]["peak_rss_mb"], memory["after_chain"]["peak_rss_mb"])

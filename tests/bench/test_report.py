@@ -72,6 +72,10 @@ def serve(tools_list_p50: float, peak_mb: float, listing_chars: int) -> dict[str
             "initialize_s": spread,
             "tools_list_s": spread,
             "tws_connected_s": spread,
+            "imports": {
+                "python_import_mcp_server_s": 0.9,
+                "cumulative_import_s": {"sumppump.charts": 0.44},
+            },
         },
         "memory": {
             "simulator_in_same_process": True,
@@ -239,4 +243,6 @@ def test_main_reads_every_result_file_and_skips_what_is_not_an_object(tmp_path: 
     assert main(["--results", str(results), "--output", str(output)]) == 0
     text = output.read_text()
     assert "1,000 characters of `tools/list` JSON" in text
+    assert 'import sumppump.mcp_server"` takes 0.90 s' in text
+    assert "sumppump.charts 0.44 s" in text
     assert "_Not measured: no `bench/results/actors.json`" in text
