@@ -477,6 +477,7 @@ def section_chain(result: dict[str, Any]) -> str:
                     num(r["options"]),
                     num(r["seconds"], 3),
                     num(r["messages_sent"]),
+                    num(r.get("messages_after_reply")),
                     num(r["floor_seconds_at_50_per_s"], 2),
                     "—" if ratio is None else f"{ratio:.2f}×",
                     num(r.get("partial")),
@@ -487,10 +488,11 @@ def section_chain(result: dict[str, Any]) -> str:
     text = (
         "Chain fetch through the actors (no MCP) against the simulated TWS with IB's limits on. "
         "The reference is the floor TWS's 50 messages/s sets: messages sent ÷ 50, counted in "
-        "the same run. cold = empty contract cache, warm = conIds from the on-disk cache with "
-        "fresh actors, repeat = the same call within the quote lifetime. The window labelled "
-        "200 asks for 50 strikes each side of SPY; the simulator lists 83 SPY strikes, so it "
-        "holds the options shown."
+        "the same run, counted until the link is quiet again (“after the reply”: messages, "
+        "mostly cancels, that ib_async's own throttle still held when the reply came). cold = "
+        "empty contract cache, warm = conIds from the on-disk cache with fresh actors, repeat = "
+        "the same call within the quote lifetime. The window labelled 200 asks for 50 strikes "
+        "each side of SPY; the simulator lists 83 SPY strikes, so it holds the options shown."
     )
     return (
         text
@@ -502,6 +504,7 @@ def section_chain(result: dict[str, Any]) -> str:
                 "Options",
                 "Seconds",
                 "Messages",
+                "… after the reply",
                 "Floor s",
                 "÷ floor",
                 "Partial",
