@@ -42,6 +42,7 @@ __all__ = [
     "StructureLeg",
     "choose_structure",
     "closing_legs",
+    "describe_leg",
     "describe_position",
     "group_structures",
     "level2_after",
@@ -126,6 +127,13 @@ def describe_position(p: PositionInfo) -> str:
     if p.sec_type == "OPT":
         return f"{p.symbol} {p.expiry} {(p.strike or 0.0):g} {p.right}"
     return f"{p.symbol} shares"
+
+
+def describe_leg(leg: OrderLeg) -> str:
+    """``AAPL 2026-12-18 200 C`` for an option leg, ``AAPL shares`` for stock."""
+    if leg.sec_type == "OPT":
+        return f"{leg.symbol} {leg.expiry} {(leg.strike or 0.0):g} {leg.right}"
+    return f"{leg.symbol} shares"
 
 
 def position_names(p: PositionInfo) -> set[str]:

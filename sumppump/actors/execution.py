@@ -48,7 +48,7 @@ from sumppump.actors.position_changes import (
 )
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
 from sumppump.audit import AuditLog, read_audit_tail
-from sumppump.holdings import describe_position, position_names
+from sumppump.holdings import describe_leg, describe_position, position_names
 from sumppump.messages.base import Message, Reply
 from sumppump.messages.chain_cache import GetLegQuotes, LegKey, LegQuotes, SymbolSwitched
 from sumppump.messages.common import NoMarketData, NotConnected, Ping, Pong, Quote
@@ -530,6 +530,10 @@ class ExecutionActor(PositionChanges, Actor):
 
     async def _create(self, msg: CreatePreview) -> Reply:
         order = msg.order
+        warnings = msg.warnings
+        if msg.kind == "open" and not order.oca_group:
+            order, joined = self._join_netted_stops(order)
+            warnings = (*warnings, *joined)
         mode = self._settings.approval_mode
         if mode == "tws":
             order = msgspec.structs.replace(order, transmit=False)
@@ -555,7 +559,7 @@ class ExecutionActor(PositionChanges, Actor):
                 account_kind=msg.account_kind,
                 min_tick=msg.min_tick,
                 replaces_order_ref=msg.replaces_order_ref,
-                warnings=msg.warnings,
+                warnings=warnings,
                 commission=msg.commission,
                 shares_held_used=msg.shares_held_used,
                 order_max_loss=msg.order_max_loss,
@@ -580,6 +584,44 @@ class ExecutionActor(PositionChanges, Actor):
             confirm_text=preview.confirm_text,
         )
         return self._created(preview)
+
+    def _join_netted_stops(self, order: OrderSpec) -> tuple[OrderSpec, tuple[str, ...]]:
+        """An opening order that sells a contract one of our stops sells (or buys back one it
+        buys back) nets against the protected position: it joins that stop's OCA group, so IB
+        shrinks the stop as the order fills and no stop is left on a position that is gone.
+        Where the group cannot be shared (sizes in different units) the preview warns."""
+        legs = {leg.con_id: leg for leg in order.legs}
+        notes: list[str] = []
+        for ref, (spec, kind) in self._specs.items():
+            tracked = self._orders.get(ref)
+            if kind != "stop" or tracked is None or tracked.state != "working":
+                continue
+            shared = [
+                leg
+                for leg in spec.legs
+                if leg.con_id in legs and legs[leg.con_id].action == leg.action
+            ]
+            if not shared:
+                continue
+            names = ", ".join(describe_leg(leg) for leg in shared)
+            if (
+                spec.oca_group
+                and not order.oca_group
+                and all(leg.ratio == 1 and legs[leg.con_id].ratio == 1 for leg in shared)
+            ):
+                order = msgspec.structs.replace(
+                    order, oca_group=spec.oca_group, oca_type=OCA_REDUCE
+                )
+                notes.append(
+                    f"this order trades {names}, which your stop {ref} protects: IB shrinks "
+                    "that stop by what fills (shared OCA group)"
+                )
+            else:
+                notes.append(
+                    f"this order trades {names}, which your stop {ref} protects: the stop "
+                    "stays as it is; change it with modify_order or cancel_order"
+                )
+        return order, tuple(notes)
 
     def _created(self, preview: Preview, notes: tuple[str, ...] = ()) -> PreviewCreated:
         return PreviewCreated(

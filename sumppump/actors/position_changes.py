@@ -21,6 +21,7 @@ outside SumpPump are listed as ``not_ours`` with a warning.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Literal
@@ -73,7 +74,7 @@ from sumppump.previews import (
     structure_mid,
 )
 from sumppump.reconciliation import TrackedOrder, is_done
-from sumppump.strategies.analysis import LegPricing, estimate_commission
+from sumppump.strategies.analysis import LegPricing, estimate_commission, order_tick
 from sumppump.strategies.model import StrategyLeg
 
 if TYPE_CHECKING:
@@ -265,21 +266,27 @@ class PositionChanges:
         preview says for each stop, the stops execution follows itself, and warnings."""
         con_ids = structure.con_ids
         live = {r.order_ref: r for r in (book.open if book else ())}
-        ratio_of = {leg.position.con_id: leg.ratio for leg in structure.legs}
+        closing = {leg.con_id: leg for leg in closing_legs(structure)}
         group = ""
         follows: list[StopFollow] = []
         follow_ups: list[FollowUp] = []
         for ref, (spec, kind) in self._specs.items():
             if kind != "stop" or not self._working(ref):
                 continue
-            stop_ids = frozenset(leg.con_id for leg in spec.legs)
-            if not stop_ids <= con_ids:
+            # A stop is affected when it trades a contract of the structure the way the close
+            # does (it sells what the close sells): a stop on one leg, a spread's combo stop,
+            # or a spread's combo stop when one of its legs is closed alone.
+            shared = [
+                leg
+                for leg in spec.legs
+                if leg.con_id in closing and leg.action == closing[leg.con_id].action
+            ]
+            if not shared:
                 continue
             record = live.get(ref)
             size = (record.quantity - record.filled) if record else float(spec.quantity)
-            # The stop's size per unit of the structure: its leg ratio for a single leg, one
-            # for a combo stop of the whole structure.
-            per_unit = float(ratio_of[next(iter(stop_ids))]) if len(stop_ids) == 1 else 1.0
+            # Stop units that one unit of the close takes away.
+            per_unit = max(closing[leg.con_id].ratio / leg.ratio for leg in shared)
             after = max(0.0, size - per_unit * units)
             how: Literal["cancelled", "reduced"] = "cancelled" if after <= 0 else "reduced"
             follows.append(
@@ -380,6 +387,9 @@ class PositionChanges:
                 "a single contract's limit price must be positive",
                 "give the price per share you want, e.g. the bid",
             )
+        off_tick = _off_tick(legs, limit, "limit_price")
+        if off_tick is not None:
+            return off_tick
         book = await self._order_book()
         group, follows, follow_ups, warnings = self._stop_plan(structure, units, book)
         order = msgspec.structs.replace(
@@ -498,6 +508,10 @@ class PositionChanges:
         problem = _modify_problem(current, msg, tracked)
         if problem is not None:
             return _refused(ErrorCode.INVALID_ARGUMENT, problem[0], problem[1], order_ref=ref)
+        for given, name in ((msg.limit_price, "limit_price"), (msg.stop_price, "stop_price")):
+            off_tick = None if given is None else _off_tick(current.legs, given, name)
+            if off_tick is not None:
+                return off_tick
         limit, stop = _wire_prices(current, kind, msg)
         new = msgspec.structs.replace(
             current,
@@ -785,6 +799,30 @@ def _option_keys(legs: Sequence[OrderLeg]) -> tuple[LegKey, ...]:
         and leg.expiry is not None
         and leg.strike is not None
         and leg.right is not None
+    )
+
+
+def _off_tick(legs: Sequence[OrderLeg], price: float, name: str) -> ExecutionRefused | None:
+    """``INVALID_ARGUMENT`` for a price the contract does not trade at (the rule
+    ``calculate_strategy`` applies: :func:`~sumppump.strategies.analysis.order_tick`), with
+    the two nearest valid prices; IB would reject it only at execute time."""
+    plain = [
+        StrategyLeg(
+            action=leg.action,
+            right=leg.right if leg.sec_type == "OPT" and leg.right else "STK",
+            ratio=leg.ratio,
+        )
+        for leg in legs
+    ]
+    tick = order_tick(plain, price)
+    steps = round(price / tick, 6)
+    if abs(steps - round(steps)) < 1e-6:
+        return None
+    lower = math.floor(steps) * tick
+    return _refused(
+        ErrorCode.INVALID_ARGUMENT,
+        f"{name} {price:g} is not a multiple of the tick {tick:g}",
+        f"use {lower:.2f} or {lower + tick:.2f}",
     )
 
 
