@@ -375,7 +375,13 @@ def section_actors(result: dict[str, Any]) -> str:
     intro = (
         f"{num(result.get('calls'))} sequential calls per backend; {num(result.get('restarts'))} "
         "crash → restart cycles. Reference: a bare request/reply over two anyio memory streams "
-        "in the same process (the floor any anyio actor runtime pays)."
+        "in the same process (the floor any anyio actor runtime pays)"
+        + (
+            f", alternating with the actor calls in {result['interleaved_blocks']} blocks so that "
+            "other load weighs on both alike."
+            if result.get("interleaved_blocks")
+            else ", timed before the actor calls (not interleaved)."
+        )
     )
     return (
         intro

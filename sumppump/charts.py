@@ -7,8 +7,10 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure  # a bare Figure renders with Agg: no pyplot, no display
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["PayoffChart", "render_payoff_chart"]
 
@@ -29,6 +31,11 @@ class PayoffChart:
 
 def build_figure(chart: PayoffChart) -> Figure:
     """The figure itself (tests read its artists back before it is saved)."""
+    # Imported here, not at module import: matplotlib costs about half a second, which the
+    # server's start-up (spawn → tools/list) should not pay before anyone asks for a chart.
+    # A bare Figure renders with Agg: no pyplot, no display.
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8, 4.5), dpi=100)
     ax = fig.add_subplot()
     prices = list(chart.prices)

@@ -35,6 +35,7 @@ from sumppump.holdings import (
     Structure,
     choose_structure,
     closing_legs,
+    describe_leg,
     describe_position,
     group_structures,
     level2_after,
@@ -538,6 +539,28 @@ class PositionChanges:
                 return _refused(
                     ErrorCode.INVALID_ARGUMENT, quantity_problem, "a stop protects what is held"
                 )
+        if new.quantity > current.quantity:
+            opening = set(meta.opening_con_ids)
+            closing = [
+                leg for leg in new.legs if kind in ("close", "roll") and leg.con_id not in opening
+            ]
+            too_big = _close_size_problem(closing, new.quantity - tracked.filled, held)
+            if too_big is not None:
+                return _refused(
+                    ErrorCode.INVALID_ARGUMENT,
+                    too_big,
+                    "a close can only be as large as what is held",
+                    order_ref=ref,
+                )
+            verdict = level2_after(held, new.legs, int(new.quantity - tracked.filled))
+            if not verdict.allowed:
+                return _refused(
+                    ErrorCode.NOT_PERMITTED_LEVEL2,
+                    f"the larger order would leave an uncovered short: {verdict.reason}",
+                    "keep the quantity, or open the rest with calculate_strategy",
+                    order_ref=ref,
+                    reason="level2_after",
+                )
         quotes = await self._quotes_for(spec.symbol, _option_keys(new.legs))
         if isinstance(quotes, ExecutionRefused):
             return quotes
@@ -1025,6 +1048,23 @@ def _modify_problem(
             f"{tracked.filled:g} of the order already filled; the new quantity must be larger",
             f"give a quantity above {tracked.filled:g}, or cancel the rest with cancel_order",
         )
+    return None
+
+
+def _close_size_problem(
+    legs: Sequence[OrderLeg], units: float, held: Sequence[PositionInfo]
+) -> str | None:
+    """A closing leg may trade at most what is held on the other side (a close never opens)."""
+    for leg in legs:
+        position = next((p for p in held if p.con_id == leg.con_id), None)
+        have = position.quantity if position else 0.0
+        wanted = leg.ratio * units
+        side_ok = have > 0 if leg.action == "SELL" else have < 0
+        if not side_ok or wanted > abs(have) + 1e-9:
+            return (
+                f"the close would {leg.action.lower()} {wanted:g} of {describe_leg(leg)}; "
+                f"{abs(have):g} is held"
+            )
     return None
 
 
