@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import anyio
 import msgspec
@@ -212,11 +212,12 @@ class ToolOutput(msgspec.Struct, kw_only=True):
     summary: str
 
 
-def _schema_of(struct: type[msgspec.Struct]) -> dict[str, Any]:
+def _schema_of(struct: type[msgspec.Struct], *, opaque: tuple[str, ...] = ()) -> dict[str, Any]:
     """A self-contained, compact JSON schema for ``struct`` plus the common fields.
 
     Titles, descriptions and defaults are dropped: the tool description says what the result
-    means, and every byte of schema is read by the model on every conversation.
+    means, and every byte of schema is read by the model on every conversation. Structs named
+    in ``opaque`` are only said to be objects even where the result uses them directly.
     """
     schema = msgspec.json.schema(struct)
     defs = schema.pop("$defs", {})
@@ -231,6 +232,7 @@ def _schema_of(struct: type[msgspec.Struct]) -> dict[str, Any]:
         # Structs used directly by the result keep their full schema; those nested deeper are
         # only said to be objects (the tool listing is read in every conversation: ≤ 25 kB).
         direct = {ref.rsplit("/", 1)[-1] for ref in _refs(top.get("properties", {}))}
+        direct -= set(opaque)
         top["$defs"] = {k: v if k in direct else {"type": "object"} for k, v in defs.items()}
     return _compact(top)
 
@@ -966,6 +968,10 @@ class AnalysisResult(msgspec.Struct, kw_only=True):
     underlying_price: float | None = None
 
 
+#: Parts of a preview result described in prose (the tool descriptions), not in the schema.
+_PREVIEW_OPAQUE: Final = ("ChangeDetails", "OrderSpec")
+
+
 class PreviewResult(msgspec.Struct, kw_only=True):
     """A stored, single-use preview (stop loss, close, modify, roll)."""
 
@@ -1202,7 +1208,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
 
     @app.tool(
         annotations=_preview("Preview a stop loss"),
-        output_schema=_schema_of(PreviewResult),
+        output_schema=_schema_of(PreviewResult, opaque=_PREVIEW_OPAQUE),
         app=ticket_view(),
     )
     @_tool_body
@@ -1264,7 +1270,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
 
     @app.tool(
         annotations=_preview("Preview closing a position"),
-        output_schema=_schema_of(PreviewResult),
+        output_schema=_schema_of(PreviewResult, opaque=_PREVIEW_OPAQUE),
         app=ticket_view(),
     )
     @_tool_body
@@ -1286,7 +1292,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
 
     @app.tool(
         annotations=_preview("Preview changing a working order"),
-        output_schema=_schema_of(PreviewResult),
+        output_schema=_schema_of(PreviewResult, opaque=_PREVIEW_OPAQUE),
         app=ticket_view(),
     )
     @_tool_body
@@ -1310,7 +1316,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
 
     @app.tool(
         annotations=_preview("Preview rolling a position"),
-        output_schema=_schema_of(PreviewResult),
+        output_schema=_schema_of(PreviewResult, opaque=_PREVIEW_OPAQUE),
         app=ticket_view(),
     )
     @_tool_body
