@@ -530,8 +530,11 @@ class PositionChanges:
             return found
         epoch, held = found
         meta = self._meta.get(ref, OrderMeta())
+        # The recorded max loss/gain are for the order as last accepted (``spec``), even when
+        # IB has since shrunk it through an OCA group (``current``); a stop's loss is computed
+        # from the order itself.
         before_loss, after_loss, before_gain, after_gain = _modified_risk(
-            current, new, kind, meta, held
+            current if kind == "stop" else spec, new, kind, meta, held
         )
         if kind == "stop":
             quantity_problem = _stop_size_problem(new, held)
@@ -609,7 +612,7 @@ class PositionChanges:
                 commission=details.commission,
                 order_max_loss=0.0
                 if kind in ("close", "stop")
-                else _shifted(meta.order_max_loss, current, new, after_loss),
+                else _shifted(meta.order_max_loss, spec, new, after_loss),
                 details=details,
             )
         )
