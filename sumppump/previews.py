@@ -26,10 +26,12 @@ from typing import Final, Literal
 
 import msgspec
 
+from sumppump.messages.chain_cache import LegKey
 from sumppump.messages.common import Quote
 from sumppump.messages.execution import ChangeDetails
 from sumppump.messages.orders import OrderLeg, OrderSpec
 from sumppump.messages.risk import QuoteSnapshot
+from sumppump.strategies.model import StrategyLeg
 
 __all__ = [
     "PREVIEW_ID_PREFIX",
@@ -125,6 +127,32 @@ def structure_mid(order: OrderSpec, quotes: Iterable[Quote]) -> float | None:
             return None
         total += (1 if leg.action == "BUY" else -1) * leg.ratio * mid
     return round(total, 6)
+
+
+def option_leg_keys(legs: Iterable[OrderLeg]) -> tuple[LegKey, ...]:
+    """The option legs of an order as the chain cache names them (stock legs left out)."""
+    return tuple(
+        LegKey(expiry=leg.expiry, strike=leg.strike, right=leg.right)
+        for leg in legs
+        if leg.sec_type == "OPT"
+        and leg.expiry is not None
+        and leg.strike is not None
+        and leg.right is not None
+    )
+
+
+def strategy_legs(legs: Iterable[OrderLeg]) -> tuple[StrategyLeg, ...]:
+    """An order's legs in the strategies' vocabulary (right ``STK`` for stock)."""
+    return tuple(
+        StrategyLeg(
+            action=leg.action,
+            right=leg.right if leg.sec_type == "OPT" and leg.right else "STK",
+            strike=leg.strike,
+            expiry=leg.expiry,
+            ratio=leg.ratio,
+        )
+        for leg in legs
+    )
 
 
 def option_price_tick(price: float) -> float:

@@ -114,6 +114,7 @@ from sumppump.previews import (
     confirm_matches,
     is_preview_id,
     money,
+    option_leg_keys,
     option_price_tick,
     price_multiplier,
     round_to_tick,
@@ -833,14 +834,7 @@ class ExecutionActor(PositionChanges, Actor):
                 reason="no_quote_source",
                 order_ref=pid,
             )
-        keys = tuple(
-            LegKey(expiry=leg.expiry, strike=leg.strike, right=leg.right)
-            for leg in preview.order.legs
-            if leg.sec_type == "OPT"
-            and leg.expiry is not None
-            and leg.strike is not None
-            and leg.right is not None
-        )
+        keys = option_leg_keys(preview.order.legs)
         try:
             reply = await self._chain_cache.call(
                 GetLegQuotes(symbol=preview.symbol, legs=keys),
@@ -1649,12 +1643,7 @@ class ExecutionActor(PositionChanges, Actor):
         stop = msg.stop_price if msg.stop_price is not None else entry * (1 - fraction)
         stop = round_to_tick(stop, 0.01)
         limit = max(0.01, round_to_tick(stop * COMBO_STOP_LIMIT_FRACTION, 0.01))
-        keys = tuple(
-            LegKey(expiry=leg.expiry, strike=leg.strike, right=leg.right)
-            for leg in spec.legs
-            if leg.sec_type == "OPT" and leg.expiry and leg.strike and leg.right
-        )
-        quotes = await self._quotes_for(spec.symbol, keys)
+        quotes = await self._quotes_for(spec.symbol, option_leg_keys(spec.legs))
         if isinstance(quotes, ExecutionRefused):
             return quotes
         value = structure_mid(spec, quotes)

@@ -68,15 +68,17 @@ from sumppump.messages.orders import (
 from sumppump.messages.risk import AnalyseStrategy, RiskRejected, StrategyAnalysed
 from sumppump.previews import (
     is_preview_id,
+    option_leg_keys,
     option_price_tick,
     price_multiplier,
     round_to_tick,
     snapshot_quotes,
+    strategy_legs,
     structure_mid,
 )
-from sumppump.reconciliation import TrackedOrder, is_done
+from sumppump.reconciliation import TrackedOrder, is_done, state_of
 from sumppump.strategies.analysis import LegPricing, estimate_commission, order_tick
-from sumppump.strategies.model import StrategyLeg
+from sumppump.strategies.coverage import CoverageVerdict
 
 if TYPE_CHECKING:
     from sumppump.messages.connection import ConnectionState
@@ -310,7 +312,7 @@ class PositionChanges:
             group = self._stop_group(closing_legs(structure))
         warnings: list[str] = []
         for record in book.open if book else ():
-            if record.order_ref in self._specs or is_done_status(record.status):
+            if record.order_ref in self._specs or is_done(state_of(record.status)):
                 continue
             if set(record.leg_con_ids) & con_ids:
                 follows.append(
@@ -359,10 +361,11 @@ class PositionChanges:
                 f"give a quantity of at most {cap}, or omit it to close all of it",
             )
         legs = closing_legs(structure)
-        refusal = _level2_refusal(held, legs, units, structure, structures, symbol)
+        remains = level2_after(held, legs, units)
+        refusal = _level2_refusal(remains, structure, structures, symbol)
         if refusal is not None:
             return refusal
-        keys = _option_keys(legs)
+        keys = option_leg_keys(legs)
         quotes = await self._quotes_for(symbol, keys)
         if isinstance(quotes, ExecutionRefused):
             return quotes
@@ -429,7 +432,7 @@ class PositionChanges:
             realised_pnl=pnl,
             commission=commission,
             holds_after=_holdings_words(after),
-            level2=level2_after(held, legs, units).reason,
+            level2=remains.reason,
             stops=follows,
         )
         notes = [*warnings]
@@ -564,7 +567,7 @@ class PositionChanges:
                     order_ref=ref,
                     reason="level2_after",
                 )
-        quotes = await self._quotes_for(spec.symbol, _option_keys(new.legs))
+        quotes = await self._quotes_for(spec.symbol, option_leg_keys(new.legs))
         if isinstance(quotes, ExecutionRefused):
             return quotes
         mid = structure_mid(new, quotes)
@@ -659,16 +662,15 @@ class PositionChanges:
             return analysed
         old_legs = closing_legs(structure)
         new_legs = analysed.order.legs
-        refusal = _level2_refusal(
-            held, (*old_legs, *new_legs), units, structure, structures, symbol, roll=True
-        )
+        legs = (*old_legs, *new_legs)
+        remains = level2_after(held, legs, units)
+        refusal = _level2_refusal(remains, structure, structures, symbol, roll=True)
         if refusal is not None:
             return refusal
-        old_quotes = await self._quotes_for(symbol, _option_keys(old_legs))
+        old_quotes = await self._quotes_for(symbol, option_leg_keys(old_legs))
         if isinstance(old_quotes, ExecutionRefused):
             return old_quotes
         quotes = _merge_quotes(old_quotes, snapshot_quotes(analysed.quote_snapshot))
-        legs = (*old_legs, *new_legs)
         account = structure.legs[0].position.account
         draft = OrderSpec(order_ref="", account=account, symbol=symbol, legs=legs, quantity=units)
         mid = structure_mid(draft, quotes)
@@ -711,7 +713,7 @@ class PositionChanges:
             realised_pnl=pnl,
             commission=commission,
             holds_after=_holdings_words(after),
-            level2=level2_after(held, legs, units).reason,
+            level2=remains.reason,
             stops=follows,
         )
         side = "debit" if limit >= 0 else "credit"
@@ -799,10 +801,6 @@ class PositionChanges:
 # ---------------------------------------------------------------------- pure helpers
 
 
-def is_done_status(status: str) -> bool:
-    return status in ("Filled", "Cancelled", "ApiCancelled", "Inactive")
-
-
 def _infer_strategy(legs: Sequence[OrderLeg]) -> str:
     """A name for a two-leg vertical opened before its strategy was recorded."""
     if len(legs) == 2 and all(leg.sec_type == "OPT" for leg in legs):
@@ -817,30 +815,11 @@ def _infer_strategy(legs: Sequence[OrderLeg]) -> str:
     return "combo"
 
 
-def _option_keys(legs: Sequence[OrderLeg]) -> tuple[LegKey, ...]:
-    return tuple(
-        LegKey(expiry=leg.expiry, strike=leg.strike, right=leg.right)
-        for leg in legs
-        if leg.sec_type == "OPT"
-        and leg.expiry is not None
-        and leg.strike is not None
-        and leg.right is not None
-    )
-
-
 def _off_tick(legs: Sequence[OrderLeg], price: float, name: str) -> ExecutionRefused | None:
     """``INVALID_ARGUMENT`` for a price the contract does not trade at (the rule
     ``calculate_strategy`` applies: :func:`~sumppump.strategies.analysis.order_tick`), with
     the two nearest valid prices; IB would reject it only at execute time."""
-    plain = [
-        StrategyLeg(
-            action=leg.action,
-            right=leg.right if leg.sec_type == "OPT" and leg.right else "STK",
-            ratio=leg.ratio,
-        )
-        for leg in legs
-    ]
-    tick = order_tick(plain, price)
+    tick = order_tick(strategy_legs(legs), price)
     steps = round(price / tick, 6)
     if abs(steps - round(steps)) < 1e-6:
         return None
@@ -881,13 +860,7 @@ def _commission(legs: Sequence[OrderLeg], units: int, quotes: Sequence[Quote]) -
     mids = {q.con_id: q.mid for q in quotes}
     priced = [
         LegPricing(
-            leg=StrategyLeg(
-                action=leg.action,
-                right=leg.right if leg.sec_type == "OPT" and leg.right else "STK",
-                strike=leg.strike,
-                expiry=leg.expiry,
-                ratio=leg.ratio,
-            ),
+            leg=plain,
             position=leg.ratio * units,
             multiplier=int(leg.multiplier),
             bid=None,
@@ -895,7 +868,7 @@ def _commission(legs: Sequence[OrderLeg], units: int, quotes: Sequence[Quote]) -
             mid=mids.get(leg.con_id),
             natural=None,
         )
-        for leg in legs
+        for leg, plain in zip(legs, strategy_legs(legs), strict=True)
     ]
     return estimate_commission(priced).total
 
@@ -905,12 +878,7 @@ def _holdings_words(after: dict[int, tuple[PositionInfo | OrderLeg, float]]) -> 
     for what, qty in after.values():
         if abs(qty) <= 1e-9:
             continue
-        if isinstance(what, PositionInfo):
-            name = describe_position(what)
-        elif what.sec_type == "OPT":
-            name = f"{what.symbol} {what.expiry} {(what.strike or 0):g} {what.right}"
-        else:
-            name = f"{what.symbol} shares"
+        name = describe_position(what) if isinstance(what, PositionInfo) else describe_leg(what)
         words.append(f"{qty:+g} {name}")
     return tuple(words) or ("nothing in this symbol",)
 
@@ -939,18 +907,16 @@ def _choice_refusal(symbol: str, choice: Choice, tool: str) -> ExecutionRefused:
 
 
 def _level2_refusal(
-    held: Sequence[PositionInfo],
-    legs: Sequence[OrderLeg],
-    units: int,
+    verdict: CoverageVerdict,
     structure: Structure,
     structures: Sequence[Structure],
     symbol: str,
     *,
     roll: bool = False,
 ) -> ExecutionRefused | None:
-    """``NOT_PERMITTED_LEVEL2`` when what remains after the order would hold an uncovered
-    short, with the combo to close instead when one contains this position."""
-    verdict = level2_after(held, legs, units)
+    """``NOT_PERMITTED_LEVEL2`` when ``verdict`` (the rule on what remains after the order)
+    found an uncovered short, with the combo to close instead when one contains this
+    position."""
     if verdict.allowed:
         return None
     parents = [s for s in structures if len(s.legs) > 1 and s.con_ids & structure.con_ids]
@@ -972,15 +938,7 @@ def _level2_refusal(
 
 
 def _spec_words(spec: OrderSpec) -> str:
-    legs = ", ".join(
-        f"{leg.action} {leg.ratio} "
-        + (
-            f"{leg.symbol} {leg.expiry} {(leg.strike or 0):g} {leg.right}"
-            if leg.sec_type == "OPT"
-            else f"{leg.symbol} shares"
-        )
-        for leg in spec.legs
-    )
+    legs = ", ".join(f"{leg.action} {leg.ratio} {describe_leg(leg)}" for leg in spec.legs)
     return f"{spec.quantity} × {spec.order_type} ({legs})"
 
 

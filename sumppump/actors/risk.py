@@ -83,6 +83,7 @@ from sumppump.messages.risk import (
     StrikeSuggestions,
     SuggestStrikes,
 )
+from sumppump.previews import strategy_legs
 from sumppump.risk_checks import (
     CONTRACTS,
     WhatIfAccepted,
@@ -542,16 +543,7 @@ class RiskActor(Actor):
             if isinstance(resolved, StockResolved):
                 stock = resolved.contract
         what_if, _result = await self._what_if(order)
-        legs = tuple(
-            StrategyLeg(
-                action=leg.action,
-                right=leg.right if leg.sec_type == "OPT" and leg.right else "STK",
-                strike=leg.strike,
-                expiry=leg.expiry,
-                ratio=leg.ratio,
-            )
-            for leg in order.legs
-        )
+        legs = strategy_legs(order.legs)
         checks = self._order_checks(
             symbol=order.symbol,
             legs=legs,
