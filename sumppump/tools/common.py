@@ -1,0 +1,352 @@
+"""What every tool shares: argument types, annotations, result builders and the error plumbing.
+
+Every error a tool answers is ``{code, message, hint}``
+(:class:`~sumppump.messages.errors.ToolError`), never a traceback: domain outcomes raise
+:class:`Failure` inside a :func:`tool_body`, which turns them (and anything unexpected, and the
+deadline) into a structured error result.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+import anyio
+import msgspec
+from fastmcp.tools.base import ToolResult
+from mcp.types import TextContent, ToolAnnotations
+from pydantic import BeforeValidator, Field, StringConstraints
+
+from sumppump.messages.base import Reply
+from sumppump.messages.chain_cache import ExpiryNotListed
+from sumppump.messages.common import (
+    NoMarketData,
+    NoSuchContract,
+    NotConnected,
+    NotImplementedYet,
+    TwsError,
+)
+from sumppump.messages.errors import ErrorCode, ToolError
+from sumppump.messages.rate_limiter import PacingDelayed
+
+if TYPE_CHECKING:
+    from sumppump.mcp_server import Service
+
+log = logging.getLogger(__name__)
+
+AccountKind = Literal["LIVE", "PAPER", "SIMULATED", "UNKNOWN"]
+TOOL_DEADLINE = 28.0  # every tool answers within 30 s; Claude Desktop drops a call after ~60 s
+READ_TIMEOUT = 25.0
+
+
+class Failure(Exception):
+    """A tool ends with a structured error."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, hint: str, *, fresh_preview: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.error = ToolError(code=code, message=message, hint=hint)
+        #: ``PRICE_MOVED``: the same order at the current price, ready to show and confirm.
+        self.fresh_preview = fresh_preview
+
+
+# ---------------------------------------------------------------------- argument coercion
+
+
+def parse_list(value: Any) -> Any:
+    """Claude Desktop sometimes sends lists as JSON strings or comma-separated text."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                return value
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
+        return None
+    return value
+
+
+def upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Symbol = Annotated[
+    str,
+    BeforeValidator(upper),
+    Field(
+        min_length=1,
+        max_length=12,
+        pattern=r"^[A-Z][A-Z0-9.\-]{0,11}$",
+        description="ticker, e.g. AAPL",
+    ),
+]
+IsoDate = Annotated[
+    # The pattern belongs to the string only: null, "" and "none" mean "not given".
+    Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")] | None,
+    BeforeValidator(blank_to_none),
+    Field(default=None, description="YYYY-MM-DD"),
+]
+#: The longest span IB serves per unit of a history request's duration.
+HISTORY_LIMITS = {"S": 86_400, "D": 365, "W": 52, "M": 12, "Y": 20}
+
+
+def history_span(value: str) -> str:
+    """IB's duration ("30 D", "6 M", "1 Y"), within the spans IB serves."""
+    amount, _, unit = value.strip().upper().partition(" ")
+    if not amount.isdigit() or unit not in HISTORY_LIMITS:
+        raise ValueError('a duration is a number and a unit: "30 D", "6 M", "1 Y"')
+    if not 1 <= int(amount) <= HISTORY_LIMITS[unit]:
+        raise ValueError(f"{unit} durations go from 1 to {HISTORY_LIMITS[unit]}")
+    return f"{int(amount)} {unit}"
+
+
+Strikes = Annotated[list[float], BeforeValidator(parse_list), Field(min_length=1, max_length=4)]
+RightArg = Annotated[
+    Literal["C", "P", "both"],
+    BeforeValidator(lambda v: lower(v) if lower(v) == "both" else upper(v)),
+]
+
+
+def schema_of(struct: type[msgspec.Struct], *, opaque: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A self-contained, compact JSON schema for ``struct`` plus the common fields.
+
+    Titles, descriptions and defaults are dropped: the tool description says what the result
+    means, and every byte of schema is read by the model on every conversation. Structs named
+    in ``opaque`` are only said to be objects even where the result uses them directly.
+    """
+    schema = msgspec.json.schema(struct)
+    defs = schema.pop("$defs", {})
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    top = dict(defs.pop(name))
+    top["properties"] = {
+        **top.get("properties", {}),
+        "environment": {"enum": ["LIVE", "PAPER", "SIMULATED", "UNKNOWN"]},
+        "summary": {"type": "string"},
+    }
+    if defs:
+        # Structs used directly by the result keep their full schema; those nested deeper are
+        # only said to be objects (the tool listing is read in every conversation: ≤ 25 kB).
+        direct = {ref.rsplit("/", 1)[-1] for ref in _refs(top.get("properties", {}))}
+        direct -= set(opaque)
+        top["$defs"] = {k: v if k in direct else {"type": "object"} for k, v in defs.items()}
+    return _compact(top)
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def _compact(node: Any, *, top: bool = True) -> Any:
+    if isinstance(node, dict):
+        options = node.get("anyOf")
+        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+            other = next(o for o in options if o != {"type": "null"})
+            if set(other) == {"type"} and isinstance(other["type"], str):
+                # {"anyOf": [{"type": "number"}, {"type": "null"}]} → {"type": [..., "null"]}
+                rest = {k: v for k, v in node.items() if k != "anyOf"}
+                return _compact({**rest, "type": [other["type"], "null"]}, top=top)
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in ("title", "description", "default"):
+                continue
+            if key == "required" and not top:
+                continue  # nested objects: the property list says enough
+            if key == "properties" and isinstance(value, dict):
+                # msgspec's union tag ("type": {"enum": ["Chain"]}) is dropped from results
+                value = {k: v for k, v in value.items() if not _is_tag(k, v)}
+                out[key] = {k: _compact(v, top=False) for k, v in value.items()}
+                continue
+            out[key] = _compact(value, top=False)
+        if top and "required" in out:
+            out["required"] = [r for r in out["required"] if r != "type"]
+        return out
+    if isinstance(node, list):
+        return [_compact(v, top=False) for v in node]
+    return node
+
+
+def _is_tag(key: str, value: Any) -> bool:
+    return key == "type" and isinstance(value, dict) and set(value) == {"enum"}
+
+
+def ok(service: Service, payload: msgspec.Struct, summary: str) -> ToolResult:
+    data = msgspec.to_builtins(payload)
+    assert isinstance(data, dict)
+    data["environment"] = service.kind
+    data["summary"] = summary
+    label = f"[{service.kind}] " if service.kind in ("LIVE", "SIMULATED") else ""
+    return ToolResult(
+        content=[TextContent(type="text", text=label + summary)], structured_content=data
+    )
+
+
+def error_result(error: ToolError, fresh_preview: Any = None) -> ToolResult:
+    """The structured error ``{"error": {code, message, hint}}``; a ``fresh_preview``
+    (after ``PRICE_MOVED``) goes beside it, and its confirm text into the text."""
+    text = f"{error.code}: {error.message} — {error.hint}"
+    structured: dict[str, Any] = {"error": msgspec.to_builtins(error)}
+    if fresh_preview is not None:
+        structured["fresh_preview"] = msgspec.to_builtins(fresh_preview)
+        text += (
+            f"\nFresh preview {fresh_preview.preview_id} (expires {fresh_preview.expires_at}): "
+            f"{fresh_preview.confirm_text}"
+        )
+    return ToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=structured,
+        is_error=True,
+    )
+
+
+def raise_for_outcome(reply: Reply) -> Reply:
+    match reply:
+        case NotConnected(reason=reason, retry_in=retry_in):
+            hint = "Start TWS or IB Gateway, log in, and enable the API (port in settings)."
+            if retry_in is not None:
+                hint += f" Next connection attempt in {retry_in:.0f}s."
+            raise Failure(ErrorCode.NOT_CONNECTED, f"not connected to TWS: {reason}", hint)
+        case NoSuchContract(symbol=symbol, detail=detail):
+            raise Failure(
+                ErrorCode.UNKNOWN_SYMBOL,
+                f"unknown symbol {symbol}: {detail}",
+                "Check the ticker; SumpPump trades US stocks and ETFs with options.",
+            )
+        case NoMarketData(code=code, message=message, subscribe_hint=hint):
+            raise Failure(ErrorCode.NO_MARKET_DATA, f"no market data ({code}): {message}", hint)
+        case PacingDelayed(reason=reason, retry_after=after):
+            raise Failure(
+                ErrorCode.PACING, f"IB pacing: {reason}", f"Try again in {max(1, round(after))}s."
+            )
+        case ExpiryNotListed(symbol=symbol, requested=requested, nearest=nearest):
+            raise Failure(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{symbol} has no expiry on {requested}",
+                f"Listed expiries nearby: {', '.join(nearest)}.",
+            )
+        case TwsError(code=code, message=message, request=request):
+            raise Failure(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"TWS error {code} on {request}: {message}",
+                "See the README's troubleshooting table for this code.",
+            )
+        case NotImplementedYet(actor=actor, request=request):
+            raise Failure(
+                ErrorCode.NOT_IMPLEMENTED,
+                f"{request} is not available yet ({actor})",
+                "This part of SumpPump is still being built.",
+            )
+        case _:
+            return reply
+
+
+T = TypeVar("T", bound=Reply)
+
+
+def expect(reply: Reply, kind: type[T]) -> T:
+    if not isinstance(reply, kind):
+        raise Failure(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            f"unexpected answer {type(reply).__name__}",
+            "Please report this.",
+        )
+    return reply
+
+
+def tool_body(fn: Callable[..., Awaitable[ToolResult]]) -> Callable[..., Awaitable[ToolResult]]:
+    """Structured errors only: domain failures become ``{code, message, hint}``, anything
+    unexpected is logged and answered ``SERVICE_UNAVAILABLE``; every tool has a deadline."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> ToolResult:
+        try:
+            with anyio.fail_after(TOOL_DEADLINE):
+                return await fn(*args, **kwargs)
+        except Failure as failure:
+            return error_result(failure.error, failure.fresh_preview)
+        except TimeoutError:
+            return error_result(
+                ToolError(
+                    code=ErrorCode.SERVICE_UNAVAILABLE,
+                    message=f"no answer within {TOOL_DEADLINE:.0f}s",
+                    hint="TWS may be slow; ask again.",
+                )
+            )
+        except Exception:
+            log.exception("tool %s failed", fn.__name__)
+            return error_result(
+                ToolError(
+                    code=ErrorCode.SERVICE_UNAVAILABLE,
+                    message=f"{fn.__name__} failed unexpectedly",
+                    hint="Details are in SumpPump's log (stderr).",
+                )
+            )
+
+    return wrapper
+
+
+def preview_tool(title: str) -> ToolAnnotations:
+    """A tool that answers a preview: nothing is sent to the broker, but each call makes a new
+    single-use preview (not idempotent)."""
+    return read_tool(title, idempotent=False)
+
+
+def acting_tool(title: str, *, idempotent: bool) -> ToolAnnotations:
+    """A tool that sends something to the broker: never read-only."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=False,
+        destructive_hint=True,
+        idempotent_hint=idempotent,
+        open_world_hint=True,
+    )
+
+
+def read_tool(title: str, *, idempotent: bool = True) -> ToolAnnotations:
+    """A tool that only reads (TWS is the open world it reads from)."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=True,
+        destructive_hint=False,
+        idempotent_hint=idempotent,
+        open_world_hint=True,
+    )
+
+
+def refusal(code: str, message: str, hint: str) -> Failure:
+    try:
+        error_code = ErrorCode(code)
+    except ValueError:
+        error_code = ErrorCode.INVALID_ARGUMENT
+    # Every error tells the person what to do next, even if an actor forgot to say.
+    return Failure(error_code, message, hint or "Nothing was sent; adjust the request and retry.")
+
+
+def money(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.2f}"
+
+
+def pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}"
