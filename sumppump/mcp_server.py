@@ -33,12 +33,14 @@ from fastmcp.tools.base import ToolResult
 from mcp.types import CallToolRequestParams
 from pydantic import ValidationError as PydanticValidationError
 
+from sumppump import __version__
 from sumppump.actors.runtime import ActorDown, CallTimeout, Ref
 from sumppump.messages.base import Command, Reply
 from sumppump.messages.connection import ConnectionState, GetConnectionState
 from sumppump.messages.errors import ErrorCode, SupervisorGaveUp, ToolError
 from sumppump.settings import Settings
 from sumppump.supervisor import Tree, build_tree
+from sumppump.ticket import TicketBook
 from sumppump.tools import fault_hook, register_all
 from sumppump.tools.common import (
     READ_TIMEOUT,
@@ -77,6 +79,22 @@ class Service:
     cache_dir: Path | None = None
     sim_seed: int = 7
     sim: Any = field(default=None, repr=False)
+    #: The order tickets handed out (set when the views are installed).
+    tickets: TicketBook | None = field(default=None, repr=False)
+
+    @property
+    def approval_mode(self) -> str:
+        """``SUMPPUMP_APPROVAL`` as the tools read it (execution reads it the same way)."""
+        return self.settings.approval.strip().lower()
+
+    @property
+    def ticket_views_seen(self) -> bool:
+        """Whether an order-ticket view fetched a ticket in this session."""
+        return self.tickets is not None and self.tickets.views_seen
+
+    def ticket_fetched(self, preview_id: str) -> bool:
+        """Whether a view fetched the ticket of ``preview_id`` (it opened somewhere)."""
+        return self.tickets is not None and self.tickets.fetched(preview_id)
 
     @property
     def kind(self) -> AccountKind:
@@ -261,6 +279,7 @@ def create_app(
 
     app: FastMCP[Any] = FastMCP(
         "SumpPump",
+        version=__version__,
         instructions=INSTRUCTIONS.format(
             kind="SIMULATED" if simulated else "LIVE or PAPER: get_status tells which"
         ),

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import logging
 import secrets
 from collections import OrderedDict
@@ -53,10 +54,13 @@ from sumppump.messages.execution import ApprovalContext
 __all__ = [
     "APP_MODE_NOTE",
     "APP_MODE_NO_UI_NOTE",
+    "APP_MODE_UNSEEN_NOTE",
     "CANCEL_TOOL",
     "CHAIN_URI",
     "CONFIRM_TOOL",
+    "FETCH_TOOL",
     "META_KEY",
+    "TICKET_PAYLOAD_KEY",
     "TICKET_URI",
     "IssuedTicket",
     "TicketBook",
@@ -75,6 +79,12 @@ TICKET_URI: Final = "ui://sumppump/order-ticket.html"
 CHAIN_URI: Final = "ui://sumppump/option-chain.html"
 CONFIRM_TOOL: Final = "confirm_order_ticket"
 CANCEL_TOOL: Final = "cancel_order_ticket"
+#: The view's fetch of everything a ticket shows, by preview id (Claude Desktop strips
+#: ``structuredContent`` and ``_meta`` from what it hands a view: ext-apps#696).
+FETCH_TOOL: Final = "get_order_ticket"
+#: Key under which a previewing tool hands the full preview to :class:`TicketMiddleware` in
+#: its result's ``_meta``; the middleware moves it into the book (never sent to the client).
+TICKET_PAYLOAD_KEY: Final = "sumppump/ticket-payload"
 #: Key of the app-facing facts in a previewing result's ``_meta``.
 META_KEY: Final = "sumppump/ticket"
 _TOKEN_BYTES: Final = 18  # 144 bits, like preview ids
@@ -141,6 +151,7 @@ class IssuedTicket(msgspec.Struct, frozen=True, kw_only=True):
     preview_id: str
     token: str
     confirm_text: str
+    payload: dict[str, Any] | None = None
 
 
 class TicketBook:
@@ -155,13 +166,36 @@ class TicketBook:
     def __init__(self, size: int = _BOOK_SIZE) -> None:
         self._size = size
         self._tickets: OrderedDict[str, IssuedTicket] = OrderedDict()
+        self._fetched: set[str] = set()
 
-    def issue(self, preview_id: str, confirm_text: str) -> IssuedTicket:
-        """A fresh ticket for ``preview_id`` (a repeat issue replaces the earlier token)."""
+    @property
+    def views_seen(self) -> bool:
+        """Whether any view fetched a ticket in this session (the host renders views)."""
+        return bool(self._fetched)
+
+    def fetched(self, preview_id: str) -> bool:
+        """Whether a view fetched the ticket of ``preview_id`` (it opened somewhere)."""
+        return preview_id in self._fetched
+
+    def fetch(self, preview_id: str) -> IssuedTicket | None:
+        """The ticket of ``preview_id`` for a view, marked as opened; ``None`` if unknown."""
+        ticket = self._tickets.get(preview_id)
+        if ticket is not None:
+            self._fetched.add(preview_id)
+            if len(self._fetched) > self._size:
+                self._fetched = set(self._tickets) & self._fetched | {preview_id}
+        return ticket
+
+    def issue(
+        self, preview_id: str, confirm_text: str, payload: dict[str, Any] | None = None
+    ) -> IssuedTicket:
+        """A fresh ticket for ``preview_id`` (a repeat issue replaces the earlier token);
+        ``payload`` is everything the ticket shows (the full preview)."""
         ticket = IssuedTicket(
             preview_id=preview_id,
             token=secrets.token_urlsafe(_TOKEN_BYTES),
             confirm_text=confirm_text,
+            payload=payload,
         )
         self._tickets.pop(preview_id, None)
         self._tickets[preview_id] = ticket
@@ -200,7 +234,16 @@ APP_MODE_NOTE: Final = (
 )
 APP_MODE_NO_UI_NOTE: Final = (
     "Approval mode app, but this client cannot show the order ticket (it declared no MCP Apps "
-    "UI extension): this order cannot be placed from here."
+    "UI extension): this order cannot be placed from here. Approval mode tws "
+    "(SUMPPUMP_APPROVAL=tws: press Transmit in TWS) or elicit would work in this client."
+)
+#: Approval mode ``app`` in a client that declared MCP Apps, but whose host has not opened
+#: a single ticket view in this session (a local stdio server's views may never reach it).
+APP_MODE_UNSEEN_NOTE: Final = (
+    "Approval mode app: the order ticket is the only way to place this order, but no order "
+    "ticket has opened in this client so far. If the person sees no ticket with Confirm, it did "
+    "not open in this client: approval mode tws (SUMPPUMP_APPROVAL=tws: press Transmit in TWS) "
+    "or elicit would work here. execute_trade will refuse."
 )
 
 
@@ -228,6 +271,10 @@ class TicketMiddleware(Middleware):
         call_next: CallNext[CallToolRequestParams, ToolResult],
     ) -> ToolResult:
         result = await call_next(context)
+        # The full preview is for the book only: never sent to the client in _meta.
+        meta = dict(result.meta or {})
+        payload = meta.pop(TICKET_PAYLOAD_KEY, None)
+        result.meta = meta or None
         data = result.structured_content
         if result.is_error or not isinstance(data, dict):
             return result
@@ -238,7 +285,11 @@ class TicketMiddleware(Middleware):
         ui = (tool.meta or {}).get("ui") if tool is not None else None
         if not isinstance(ui, dict) or ui.get("resourceUri") != TICKET_URI:
             return result
-        ticket = self._book.issue(preview_id, confirm_text)
+        if ui.get("visibility") == ["app"]:
+            return result  # the ticket's own tools (the fetch answers the ticket, keeps its token)
+        ticket = self._book.issue(
+            preview_id, confirm_text, payload if isinstance(payload, dict) else None
+        )
         try:
             net_liquidation = await self._net_liquidation()
         except Exception:  # the ticket still works; it shows n/a
@@ -250,8 +301,10 @@ class TicketMiddleware(Middleware):
         }
         if self._approval_mode() == "app":
             ctx = context.fastmcp_context
-            shown = ctx is not None and client_has_ui(ctx)
-            note = APP_MODE_NOTE if shown else APP_MODE_NO_UI_NOTE
+            if ctx is None or not client_has_ui(ctx):
+                note = APP_MODE_NO_UI_NOTE
+            else:
+                note = APP_MODE_NOTE if self._book.views_seen else APP_MODE_UNSEEN_NOTE
             result.content = [*result.content, TextContent(type="text", text=note)]
         return result
 
@@ -341,6 +394,46 @@ def install_views(
             approved_via="ticket",
         )
         return await place(ticket.preview_id, ticket.confirm_text, approval)
+
+    @app.tool(
+        name=FETCH_TOOL,
+        app=app_only,
+        annotations=ToolAnnotations(
+            title="Order ticket: load",
+            read_only_hint=True,
+            destructive_hint=False,
+            idempotent_hint=True,
+            open_world_hint=False,
+        ),
+    )
+    async def get_order_ticket(
+        preview_id: Annotated[str, Field(min_length=1, max_length=100)],
+    ) -> ToolResult:
+        """Everything the order ticket shows for a preview (app only): the full preview with
+        its payoff profile, the Confirm token, net liquidation, account kind, approval mode.
+        In the text content too, since some hosts strip structuredContent from views."""
+        ticket = book.fetch(preview_id.strip())
+        if ticket is None or ticket.payload is None:
+            return _error(
+                ErrorCode.INVALID_ARGUMENT,
+                f"no order ticket for preview {preview_id!r} (expired, cancelled or unknown)",
+                "Ask for a fresh preview: it opens a new ticket.",
+            )
+        try:
+            net_liq = await net_liquidation()
+        except Exception:  # the ticket still works; it shows n/a
+            log.exception("net liquidation for the ticket")
+            net_liq = None
+        data = {
+            **ticket.payload,
+            "environment": environment(),
+            "approval_mode": approval_mode(),
+            META_KEY: {"token": ticket.token, "net_liquidation": net_liq},
+        }
+        return ToolResult(
+            content=[TextContent(type="text", text=json.dumps(data, separators=(",", ":")))],
+            structured_content=data,
+        )
 
     @app.tool(
         name=CANCEL_TOOL,

@@ -15,59 +15,43 @@ from sumppump.messages.connection import (
     OpenOrders,
     Positions,
 )
-from sumppump.tools.common import (
-    expect,
-    money,
-    ok,
-    read_tool,
-    schema_of,
-    tool_body,
-)
+from sumppump.rendering import account as render
+from sumppump.tools.common import expect, ok, read_tool, result_schema, tool_body
 
 if TYPE_CHECKING:
     from sumppump.mcp_server import Service
+
+__all__ = ["register"]
 
 
 def register(app: FastMCP[Any], service: Service) -> None:
     """Register the account tools."""
 
-    @app.tool(annotations=read_tool("Account balances"), output_schema=schema_of(AccountSnapshot))
+    @app.tool(
+        annotations=read_tool("Account balances"),
+        output_schema=result_schema("account_id", "account_kind", "currency", "net_liquidation"),
+    )
     @tool_body
     async def get_account() -> ToolResult:
-        """Net liquidation, available funds, buying power and currency of the account, and
-        whether it is LIVE or PAPER."""
+        """Net liquidation, available funds, buying power, excess liquidity, margins and cash,
+        and whether the account is LIVE or PAPER."""
         await service.connection_state()
         account = expect(await service.ask("connection", FetchAccount()), AccountSnapshot)
-        summary = (
-            f"Account {account.account_id} [{service.kind}]: net liquidation "
-            f"{money(account.net_liquidation)} {account.currency}, available funds "
-            f"{money(account.available_funds)}, buying power "
-            f"{money(account.buying_power)}."
-        )
-        return ok(service, account, summary)
+        return ok(service, render.account(account, kind=service.kind))
 
-    @app.tool(annotations=read_tool("Positions"), output_schema=schema_of(Positions))
+    @app.tool(annotations=read_tool("Positions"), output_schema=result_schema("positions"))
     @tool_body
     async def get_positions() -> ToolResult:
-        """Every position in the account with quantity, average cost and market value."""
+        """Every position: quantity, average cost (options per contract), market price and
+        value, unrealised P&L."""
         await service.connection_state()
         positions = expect(await service.ask("connection", FetchPositions()), Positions)
-        lines = "; ".join(
-            f"{p.quantity:g} {p.symbol}"
-            + (f" {p.expiry} {p.strike:g} {p.right}" if p.sec_type == "OPT" else "")
-            for p in positions.positions
-        )
-        return ok(service, positions, f"{len(positions.positions)} positions: {lines or 'none'}.")
+        return ok(service, render.positions(positions.positions))
 
-    @app.tool(annotations=read_tool("Open orders"), output_schema=schema_of(OpenOrders))
+    @app.tool(annotations=read_tool("Open orders"), output_schema=result_schema("orders"))
     @tool_body
     async def get_open_orders() -> ToolResult:
-        """Working orders in the account (all clients), with their order_ref."""
+        """Working orders in the account (all clients): terms, state, fills, order_ref."""
         await service.connection_state()
         orders = expect(await service.ask("connection", FetchOpenOrders()), OpenOrders)
-        lines = "; ".join(
-            f"{o.action} {o.quantity:g} {o.description} {o.order_type} "
-            f"{o.status} (ref {o.order_ref or 'n/a'})"
-            for o in orders.orders
-        )
-        return ok(service, orders, f"{len(orders.orders)} open orders: {lines or 'none'}.")
+        return ok(service, render.open_orders(orders.orders))

@@ -31,6 +31,7 @@ from sumppump.messages.common import (
 )
 from sumppump.messages.errors import ErrorCode, ToolError
 from sumppump.messages.rate_limiter import PacingDelayed
+from sumppump.rendering import Rendered
 
 if TYPE_CHECKING:
     from sumppump.mcp_server import Service
@@ -46,7 +47,12 @@ class Failure(Exception):
     """A tool ends with a structured error."""
 
     def __init__(
-        self, code: ErrorCode, message: str, hint: str, *, fresh_preview: Any = None
+        self,
+        code: ErrorCode,
+        message: str,
+        hint: str,
+        *,
+        fresh_preview: Rendered | None = None,
     ) -> None:
         super().__init__(message)
         self.error = ToolError(code=code, message=message, hint=hint)
@@ -115,101 +121,46 @@ def history_span(value: str) -> str:
 
 
 Strikes = Annotated[list[float], BeforeValidator(parse_list), Field(min_length=1, max_length=4)]
+#: calculate_strategy's strikes: empty or omitted for ``custom`` (its legs carry them).
+OptionalStrikes = Annotated[list[float] | None, BeforeValidator(parse_list), Field(max_length=4)]
 RightArg = Annotated[
     Literal["C", "P", "both"],
     BeforeValidator(lambda v: lower(v) if lower(v) == "both" else upper(v)),
 ]
 
 
-def schema_of(struct: type[msgspec.Struct], *, opaque: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A self-contained, compact JSON schema for ``struct`` plus the common fields.
-
-    Titles, descriptions and defaults are dropped: the tool description says what the result
-    means, and every byte of schema is read by the model on every conversation. Structs named
-    in ``opaque`` are only said to be objects even where the result uses them directly.
-    """
-    schema = msgspec.json.schema(struct)
-    defs = schema.pop("$defs", {})
-    name = schema["$ref"].rsplit("/", 1)[-1]
-    top = dict(defs.pop(name))
-    top["properties"] = {
-        **top.get("properties", {}),
-        "environment": {"enum": ["LIVE", "PAPER", "SIMULATED", "UNKNOWN"]},
-        "summary": {"type": "string"},
-    }
-    if defs:
-        # Structs used directly by the result keep their full schema; those nested deeper are
-        # only said to be objects (the tool listing is read in every conversation: ≤ 25 kB).
-        direct = {ref.rsplit("/", 1)[-1] for ref in _refs(top.get("properties", {}))}
-        direct -= set(opaque)
-        top["$defs"] = {k: v if k in direct else {"type": "object"} for k, v in defs.items()}
-    return _compact(top)
+def result_schema(*fields: str) -> dict[str, Any]:
+    """The output schema of a result: an object with these top-level fields and
+    ``environment``. Deliberately shallow: the description says what the fields mean, and
+    nested shapes are plain JSON the model reads as it is."""
+    properties: dict[str, Any] = {name: {} for name in fields}
+    properties["environment"] = {"enum": ["LIVE", "PAPER", "SIMULATED", "UNKNOWN"]}
+    return {"type": "object", "properties": properties, "required": ["environment"]}
 
 
-def _refs(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-        return found + [r for v in node.values() for r in _refs(v)]
-    if isinstance(node, list):
-        return [r for v in node for r in _refs(v)]
-    return []
+def label(kind: str) -> str:
+    """The account kind that starts every successful text: ``[SIMULATED] ``."""
+    return "" if kind == "UNKNOWN" else f"[{kind}] "
 
 
-def _compact(node: Any, *, top: bool = True) -> Any:
-    if isinstance(node, dict):
-        options = node.get("anyOf")
-        if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
-            other = next(o for o in options if o != {"type": "null"})
-            if set(other) == {"type"} and isinstance(other["type"], str):
-                # {"anyOf": [{"type": "number"}, {"type": "null"}]} → {"type": [..., "null"]}
-                rest = {k: v for k, v in node.items() if k != "anyOf"}
-                return _compact({**rest, "type": [other["type"], "null"]}, top=top)
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in ("title", "description", "default"):
-                continue
-            if key == "required" and not top:
-                continue  # nested objects: the property list says enough
-            if key == "properties" and isinstance(value, dict):
-                # msgspec's union tag ("type": {"enum": ["Chain"]}) is dropped from results
-                value = {k: v for k, v in value.items() if not _is_tag(k, v)}
-                out[key] = {k: _compact(v, top=False) for k, v in value.items()}
-                continue
-            out[key] = _compact(value, top=False)
-        if top and "required" in out:
-            out["required"] = [r for r in out["required"] if r != "type"]
-        return out
-    if isinstance(node, list):
-        return [_compact(v, top=False) for v in node]
-    return node
-
-
-def _is_tag(key: str, value: Any) -> bool:
-    return key == "type" and isinstance(value, dict) and set(value) == {"enum"}
-
-
-def ok(service: Service, payload: msgspec.Struct, summary: str) -> ToolResult:
-    data = msgspec.to_builtins(payload)
-    assert isinstance(data, dict)
-    data["environment"] = service.kind
-    data["summary"] = summary
-    label = f"[{service.kind}] " if service.kind in ("LIVE", "SIMULATED") else ""
+def ok(service: Service, rendered: Rendered) -> ToolResult:
+    """A successful result: the text content and the structured content of one rendered
+    value, both labelled with the account kind."""
+    data = {**rendered.data, "environment": service.kind}
     return ToolResult(
-        content=[TextContent(type="text", text=label + summary)], structured_content=data
+        content=[TextContent(type="text", text=label(service.kind) + rendered.text)],
+        structured_content=data,
     )
 
 
-def error_result(error: ToolError, fresh_preview: Any = None) -> ToolResult:
+def error_result(error: ToolError, fresh_preview: Rendered | None = None) -> ToolResult:
     """The structured error ``{"error": {code, message, hint}}``; a ``fresh_preview``
-    (after ``PRICE_MOVED``) goes beside it, and its confirm text into the text."""
+    (after ``PRICE_MOVED``) goes beside it, and into the text whole."""
     text = f"{error.code}: {error.message} — {error.hint}"
     structured: dict[str, Any] = {"error": msgspec.to_builtins(error)}
     if fresh_preview is not None:
-        structured["fresh_preview"] = msgspec.to_builtins(fresh_preview)
-        text += (
-            f"\nFresh preview {fresh_preview.preview_id} (expires {fresh_preview.expires_at}): "
-            f"{fresh_preview.confirm_text}"
-        )
+        structured["fresh_preview"] = fresh_preview.data
+        text += "\nFresh preview at the current price:\n" + fresh_preview.text
     return ToolResult(
         content=[TextContent(type="text", text=text)],
         structured_content=structured,
@@ -338,15 +289,3 @@ def refusal(code: str, message: str, hint: str) -> Failure:
         error_code = ErrorCode.INVALID_ARGUMENT
     # Every error tells the person what to do next, even if an actor forgot to say.
     return Failure(error_code, message, hint or "Nothing was sent; adjust the request and retry.")
-
-
-def money(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.2f}"
-
-
-def pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f}%"
-
-
-def num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f}"

@@ -52,11 +52,11 @@ def register(app: FastMCP[Any], service: Service) -> None:
             return False
         return isinstance(reply, Voided) and bool(reply.preview_ids)
 
-    install_views(
+    service.tickets = install_views(
         app,
         place=place_from_ticket,
         net_liquidation=net_liquidation,
-        approval_mode=lambda: service.settings.approval.strip().lower(),
+        approval_mode=lambda: service.approval_mode,
         environment=lambda: service.kind,
         decline=decline,
     )

@@ -1,10 +1,11 @@
 """Trading tools: suggest_strikes, calculate_strategy, execute_trade, set_stop_loss,
-cancel_order. Every order starts as a server-held preview."""
+cancel_order. Every order starts as a server-held preview; :func:`execute_preview` is the one
+path from an approved preview to an order (``execute_trade`` and the ticket's Confirm)."""
 
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from fastmcp import Context, FastMCP
@@ -20,7 +21,6 @@ from sumppump.messages.execution import (
     ApprovalContext,
     CancelByRef,
     CancelResult,
-    ChangeDetails,
     CreatePreview,
     ExecutePreview,
     ExecutionRefused,
@@ -29,83 +29,67 @@ from sumppump.messages.execution import (
     PrepareStopLoss,
     PreviewCreated,
 )
-from sumppump.messages.orders import OrderSpec
 from sumppump.messages.risk import (
     AnalyseStrategy,
-    CheckResult,
     RiskRejected,
     StrategyAnalysed,
     StrikeSuggestions,
     SuggestStrikes,
 )
 from sumppump.previews import snapshot_quotes
+from sumppump.rendering import trading as render
+from sumppump.rendering.trading import AnalysisResult, PreviewResult
 from sumppump.strategies.analysis import StrategyAnalysis
-from sumppump.ticket import client_has_ui, ticket_view
+from sumppump.ticket import TICKET_PAYLOAD_KEY, client_has_ui, ticket_view
 from sumppump.tools.common import (
     TOOL_DEADLINE,
     Failure,
     IsoDate,
-    Strikes,
+    OptionalStrikes,
     Symbol,
     acting_tool,
     expect,
     lower,
     ok,
     parse_list,
-    pct,
     preview_tool,
     raise_for_outcome,
     read_tool,
     refusal,
-    schema_of,
+    result_schema,
     tool_body,
 )
 
 if TYPE_CHECKING:
     from sumppump.mcp_server import Service
 
+__all__ = [
+    "PREVIEW_FIELDS",
+    "STRATEGIES",
+    "approve",
+    "execute_preview",
+    "preview_request",
+    "preview_result",
+    "previewed",
+    "register",
+]
 
-class AnalysisResult(msgspec.Struct, kw_only=True):
-    """calculate_strategy's answer: the analysis of the exact order and its preview."""
-
-    symbol: str
-    strategy: str
-    account_id: str
-    account_kind: str
-    analysis: StrategyAnalysis
-    checks: tuple[CheckResult, ...]
-    warnings: tuple[str, ...]
-    notes: tuple[str, ...]
-    what_if_init_margin_change: float | None
-    what_if_commission: float | None
-    data_type: str
-    preview_id: str | None
-    confirm_text: str | None
-    expires_at: str | None
-    underlying_price: float | None = None
-
-
-#: Parts of a preview result described in prose (the tool descriptions), not in the schema.
-PREVIEW_OPAQUE: Final = ("ChangeDetails", "OrderSpec")
-
-
-class PreviewResult(msgspec.Struct, kw_only=True):
-    """A stored, single-use preview (stop loss, close, modify, roll)."""
-
-    preview_id: str
-    confirm_text: str
-    expires_at: str
-    kind: str
-    symbol: str
-    max_loss: float | None
-    max_gain: float | None
-    net_debit: float
-    account_kind: str
-    notes: tuple[str, ...]
-    breakevens: tuple[float, ...] = ()
-    order: OrderSpec | None = None  # exactly what would be sent (legs, type, prices, TIF)
-    replaces_order_ref: str = ""
-    details: ChangeDetails | None = None
+#: The Level-2 strategies calculate_strategy builds by name (sumppump.strategies.catalog);
+#: other names are refused with the reason and the permission they would need.
+STRATEGIES = (
+    "long_call, long_put, bull_call_spread, bear_put_spread, covered_call, protective_put, "
+    "collar, long_straddle, long_strangle, custom"
+)
+#: The top-level fields of every preview result (stop, close, change, roll).
+PREVIEW_FIELDS = (
+    "kind", "symbol", "order", "net_debit", "max_loss", "max_gain", "preview_id",
+    "expires_at", "confirm_text",
+)  # fmt: skip
+ANALYSIS_FIELDS = (
+    "symbol", "strategy", "legs", "limit_price", "net_mid", "net_natural", "max_loss",
+    "max_loss_with_commission", "max_gain", "breakevens", "pop_pct", "greeks", "commission",
+    "what_if_init_margin_change", "checks", "preview_id", "expires_at", "confirm_text",
+)  # fmt: skip
 
 
 def chart_png(symbol: str, strategy: str, analysis: StrategyAnalysis, spot: float | None) -> bytes:
@@ -124,23 +108,77 @@ def chart_png(symbol: str, strategy: str, analysis: StrategyAnalysis, spot: floa
     )
 
 
+def with_ticket(result: ToolResult, full: msgspec.Struct) -> ToolResult:
+    """Hand the full preview (payoff profile included) to the order ticket: the ticket
+    middleware keeps it for the app-only fetch and takes it out of ``_meta``."""
+    result.meta = {**(result.meta or {}), TICKET_PAYLOAD_KEY: msgspec.to_builtins(full)}
+    return result
+
+
+def preview_request(symbol: str, strategy: str, done: StrategyAnalysed) -> CreatePreview:
+    """calculate_strategy's analysis → the preview execution stores (kept in one place: the
+    trading core owns this mapping)."""
+    analysis = done.analysis
+    return CreatePreview(
+        order=done.order,
+        symbol=symbol,
+        kind="open",
+        strategy=strategy.replace("_", " "),
+        max_loss=analysis.max_loss_with_commission,
+        max_gain=analysis.max_gain,
+        breakevens=analysis.breakevens,
+        net_debit=analysis.limit_price,
+        quote_snapshot=snapshot_quotes(done.quote_snapshot),
+        underlying_price=done.quote_snapshot.underlying_mid,
+        epoch=done.epoch,
+        account_kind=done.account_kind,
+        min_tick=analysis.tick,
+        warnings=done.warnings,
+        commission=done.what_if_commission or analysis.commission.total,
+        shares_held_used=done.shares_held_used,
+        order_max_loss=done.order_max_loss,
+    )
+
+
+async def previewed(
+    service: Service, request: Any, verb: render.Verb, *, kind: str = "execution"
+) -> ToolResult:
+    """Send a ``Prepare*`` request to execution and answer its preview (with the ticket)."""
+    reply = await service.ask(kind, request)
+    if isinstance(reply, ExecutionRefused):
+        raise refusal(reply.code, reply.message, reply.hint)
+    full = preview_result(expect(reply, PreviewCreated))
+    return with_ticket(ok(service, render.preview(full, verb)), full)
+
+
 def register(app: FastMCP[Any], service: Service) -> None:
-    """The analysis and order tools: every order starts as a server-held preview."""
+    """Register the analysis and order tools."""
 
     @app.tool(
         annotations=read_tool("Suggest Level-2 strategies"),
-        output_schema=schema_of(StrikeSuggestions),
+        output_schema=result_schema("symbol", "expiry", "outlook", "spot", "candidates"),
     )
     @tool_body
     async def suggest_strikes(
         symbol: Symbol,
-        outlook: Annotated[Literal["bullish", "bearish", "volatile"], BeforeValidator(lower)],
-        expiry: IsoDate = None,
-        target_price: Annotated[float | None, Field(gt=0)] = None,
-        max_debit: Annotated[float | None, Field(gt=0)] = None,
+        outlook: Annotated[
+            Literal["bullish", "bearish", "volatile"],
+            BeforeValidator(lower),
+            Field(description="bullish, bearish or volatile (a big move either way)"),
+        ],
+        expiry: Annotated[
+            IsoDate, Field(description="YYYY-MM-DD; omit for the nearest ≥ 7 days out")
+        ] = None,
+        target_price: Annotated[
+            float | None, Field(gt=0, description="where you expect the stock by expiry")
+        ] = None,
+        max_debit: Annotated[
+            float | None, Field(gt=0, description="most to pay per unit, per share")
+        ] = None,
     ) -> ToolResult:
-        """Ranked Level-2 candidates (long options, debit spreads, straddles/strangles) with
-        max loss, max gain, breakeven, reward/risk and probability of profit, per unit."""
+        """Ranked Level-2 ideas (long options, debit spreads, straddles/strangles), per
+        unit: strikes, debit, max loss, max gain, breakeven, reward/risk, probability of
+        profit. Ideas only: calculate_strategy previews one."""
         await service.connection_state()
         reply = await service.ask(
             "risk",
@@ -155,37 +193,40 @@ def register(app: FastMCP[Any], service: Service) -> None:
         )
         if isinstance(reply, RiskRejected):
             raise refusal(reply.code, reply.message, reply.hint)
-        found = expect(reply, StrikeSuggestions)
-        lines = "; ".join(
-            f"{c.strategy} {'/'.join(f'{k:g}' for k in c.strikes)}: debit {c.debit:.2f}, "
-            f"max loss ${c.max_loss:,.0f}, PoP {pct(c.probability_of_profit)}"
-            for c in found.candidates[:4]
-        )
-        summary = (
-            f"{len(found.candidates)} {outlook} ideas on {found.symbol} "
-            f"{found.expiry} (spot {found.spot:,.2f}): {lines}. These are ideas, not "
-            "orders: calculate_strategy previews one."
-        )
-        return ok(service, found, summary)
+        return ok(service, render.suggestions(expect(reply, StrikeSuggestions)))
 
     @app.tool(
         annotations=preview_tool("Analyse a strategy and preview its order"),
-        output_schema=schema_of(AnalysisResult),
+        output_schema=result_schema(*ANALYSIS_FIELDS),
         app=ticket_view(),
     )
     @tool_body
     async def calculate_strategy(
         symbol: Symbol,
-        strategy: Annotated[str, BeforeValidator(lower), Field(max_length=40)],
-        expiry: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")],
-        strikes: Strikes,
-        quantity: Annotated[int, Field(ge=1, le=1000)] = 1,
-        limit_price: Annotated[float | None, Field(gt=0)] = None,
-        legs: Annotated[list[dict[str, Any]] | None, BeforeValidator(parse_list)] = None,
+        strategy: Annotated[
+            str,
+            BeforeValidator(lower),
+            Field(max_length=40, description=f"one of: {STRATEGIES} (custom takes legs)"),
+        ],
+        expiry: Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="YYYY-MM-DD")],
+        strikes: Annotated[
+            OptionalStrikes,
+            Field(description="ascending, as many as the strategy has; empty for custom"),
+        ] = None,
+        quantity: Annotated[int, Field(ge=1, le=1000, description="contracts or spreads")] = 1,
+        limit_price: Annotated[
+            float | None, Field(gt=0, description="net per unit; omit for the mid")
+        ] = None,
+        legs: Annotated[
+            list[dict[str, Any]] | None,
+            BeforeValidator(parse_list),
+            Field(description="custom only: [{action BUY/SELL, right C/P/STK, strike, ratio}]"),
+        ] = None,
     ) -> ToolResult:
-        """Exact max loss, max gain and breakevens of the order that would be placed, account
-        checks, IB what-if, a payoff chart, and a single-use preview_id with confirm_text.
-        Show all of it to the person; only their explicit yes leads to execute_trade."""
+        """Analyse the exact order that would be placed: legs, limit vs mid and natural, max
+        loss, max gain, breakevens, probability of profit, net greeks, commission, IB what-if
+        margin, account checks; a payoff chart; a single-use preview_id with confirm_text.
+        Show it all to the person; only their explicit yes leads to execute_trade."""
         await service.connection_state()
         reply = await service.ask(
             "risk",
@@ -193,7 +234,7 @@ def register(app: FastMCP[Any], service: Service) -> None:
                 symbol=symbol,
                 strategy=strategy,
                 expiry=expiry,
-                strikes=tuple(strikes),
+                strikes=tuple(strikes or ()),
                 quantity=quantity,
                 limit_price=limit_price,
                 legs=tuple(legs) if legs is not None else None,
@@ -202,39 +243,17 @@ def register(app: FastMCP[Any], service: Service) -> None:
         if isinstance(reply, RiskRejected):
             raise refusal(reply.code, reply.message, reply.hint)
         done = expect(reply, StrategyAnalysed)
-        analysis = done.analysis
-        preview = await service.ask(
-            "execution",
-            CreatePreview(
-                order=done.order,
-                symbol=symbol,
-                kind="open",
-                strategy=strategy.replace("_", " "),
-                max_loss=analysis.max_loss_with_commission,
-                max_gain=analysis.max_gain,
-                breakevens=analysis.breakevens,
-                net_debit=analysis.limit_price,
-                quote_snapshot=snapshot_quotes(done.quote_snapshot),
-                underlying_price=done.quote_snapshot.underlying_mid,
-                epoch=done.epoch,
-                account_kind=done.account_kind,
-                min_tick=analysis.tick,
-                warnings=done.warnings,
-                commission=done.what_if_commission or analysis.commission.total,
-                shares_held_used=done.shares_held_used,
-                order_max_loss=done.order_max_loss,
-            ),
-        )
+        preview = await service.ask("execution", preview_request(symbol, strategy, done))
         if isinstance(preview, ExecutionRefused):
             raise refusal(preview.code, preview.message, preview.hint)
         created = expect(preview, PreviewCreated)
-        png = chart_png(symbol, strategy, analysis, done.quote_snapshot.underlying_mid)
-        result = AnalysisResult(
+        spot = done.quote_snapshot.underlying_mid
+        full = AnalysisResult(
             symbol=symbol,
             strategy=strategy,
             account_id=done.account_id,
             account_kind=done.account_kind,
-            analysis=analysis,
+            analysis=done.analysis,
             checks=done.checks,
             warnings=done.warnings,
             notes=done.notes,
@@ -244,34 +263,29 @@ def register(app: FastMCP[Any], service: Service) -> None:
             preview_id=created.preview_id,
             confirm_text=created.confirm_text,
             expires_at=created.expires_at,
-            underlying_price=done.quote_snapshot.underlying_mid,
+            underlying_price=spot,
         )
-        worst = analysis.max_loss_with_commission
-        loss = "unbounded" if worst is None else f"${worst:,.2f} (commission included)"
-        gain = "unbounded" if analysis.max_gain is None else f"${analysis.max_gain:,.2f}"
-        bes = ", ".join(f"{b:,.2f}" for b in analysis.breakevens) or "none"
-        summary = (
-            f"{created.confirm_text}\nMax loss {loss}, max gain "
-            f"{gain}, breakeven {bes}. Preview {created.preview_id} expires "
-            f"{created.expires_at}. Ask the person to confirm this exact order before "
-            "calling execute_trade."
-        )
-        tool_result = ok(service, result, summary)
-        tool_result.content.append(
+        result = ok(service, render.analysis(full))
+        png = chart_png(symbol, strategy, done.analysis, spot)
+        result.content.append(
             ImageContent(type="image", mime_type="image/png", data=base64.b64encode(png).decode())
         )
-        return tool_result
+        return with_ticket(result, full)
 
     @app.tool(
         annotations=acting_tool(
             "Place the previewed order (needs the person's explicit yes)", idempotent=False
         ),
-        output_schema=schema_of(OrderSubmitted),
+        output_schema=result_schema("order_ref", "status", "filled", "stop_loss_prompt"),
     )
     @tool_body
     async def execute_trade(
-        preview_id: Annotated[str, Field(min_length=1, max_length=100)],
-        confirm_text: Annotated[str, Field(min_length=1, max_length=1000)],
+        preview_id: Annotated[
+            str, Field(min_length=1, max_length=100, description="from the preview")
+        ],
+        confirm_text: Annotated[
+            str, Field(min_length=1, max_length=1000, description="the preview's, verbatim")
+        ],
         ctx: Context,
     ) -> ToolResult:
         """Places exactly the previewed order as a limit order. Call only after the person has
@@ -281,48 +295,45 @@ def register(app: FastMCP[Any], service: Service) -> None:
 
     @app.tool(
         annotations=preview_tool("Preview a stop loss"),
-        output_schema=schema_of(PreviewResult, opaque=PREVIEW_OPAQUE),
+        output_schema=result_schema(*PREVIEW_FIELDS),
         app=ticket_view(),
     )
     @tool_body
     async def set_stop_loss(
         symbol: Symbol,
-        stop_price: Annotated[float | None, Field(gt=0)] = None,
-        stop_percent: Annotated[float | None, Field(gt=0, lt=100)] = None,
-        position: str | None = None,
+        stop_price: Annotated[float | None, Field(gt=0, description="trigger price")] = None,
+        stop_percent: Annotated[
+            float | None, Field(gt=0, lt=100, description="or % below entry")
+        ] = None,
+        position: Annotated[
+            str | None, Field(max_length=100, description="which, if several; e.g. order_ref")
+        ] = None,
     ) -> ToolResult:
-        """Builds a protective stop order for a position and returns a preview; it is placed
+        """Preview a protective stop for a position (stop_price or stop_percent); placed
         through execute_trade after the person confirms."""
-        reply = await service.ask(
-            "execution",
+        return await previewed(
+            service,
             PrepareStopLoss(
                 symbol=symbol, stop_price=stop_price, stop_percent=stop_percent, position=position
             ),
-        )
-        if isinstance(reply, ExecutionRefused):
-            raise refusal(reply.code, reply.message, reply.hint)
-        created = expect(reply, PreviewCreated)
-        return ok(
-            service,
-            preview_result(created),
-            f"{created.confirm_text} Preview {created.preview_id} expires "
-            f"{created.expires_at}; confirm it with the person, then execute_trade.",
+            "stop",
         )
 
     @app.tool(
         annotations=acting_tool("Cancel an order", idempotent=True),
-        output_schema=schema_of(CancelResult),
+        output_schema=result_schema("order_ref", "status"),
     )
     @tool_body
     async def cancel_order(
-        order_ref: Annotated[str, Field(min_length=1, max_length=100)],
+        order_ref: Annotated[
+            str, Field(min_length=1, max_length=100, description="sp-… ref of the order")
+        ],
     ) -> ToolResult:
         """Cancels a working order placed by SumpPump (reduces exposure)."""
         reply = await service.ask("execution", CancelByRef(order_ref=order_ref))
         if isinstance(reply, ExecutionRefused):
             raise refusal(reply.code, reply.message, reply.hint)
-        done = expect(reply, CancelResult)
-        return ok(service, done, f"Cancel of {done.order_ref}: {done.status}. {done.message}")
+        return ok(service, render.cancelled(expect(reply, CancelResult)))
 
 
 async def execute_preview(
@@ -345,17 +356,26 @@ async def execute_preview(
         ) from exc
     match reply:
         case ExecutionRefused(code=code, message=message, hint=hint, fresh_preview=fresh):
+            if (
+                code == ErrorCode.APPROVAL_REQUIRED
+                and approval.approved_via == "tool"
+                and service.approval_mode == "app"
+                and not service.ticket_fetched(preview_id)
+            ):
+                message += "; no order ticket opened for this preview in this client"
+                hint = (
+                    "The order ticket did not open in this client, so it cannot be confirmed "
+                    "here. Nothing was sent. Approval mode tws (SUMPPUMP_APPROVAL=tws: press "
+                    "Transmit in TWS) or elicit would work in this client."
+                )
             failure = refusal(code, message, hint)
             if fresh is not None:
-                failure.fresh_preview = preview_result(fresh)
+                failure.fresh_preview = render.preview(preview_result(fresh))
             raise failure
         case OutcomeUnknown(order_ref=ref, message=message, hint=hint):
             raise Failure(ErrorCode.ORDER_OUTCOME_UNKNOWN, f"{message} (order {ref})", hint)
     submitted = expect(raise_for_outcome(reply), OrderSubmitted)
-    summary = f"{submitted.message or submitted.status}\n{submitted.confirm_text}"
-    if submitted.stop_loss_prompt is not None:
-        summary += f"\n{submitted.stop_loss_prompt.text}"
-    return ok(service, submitted, summary)
+    return ok(service, render.submitted(submitted))
 
 
 def client_can_elicit(ctx: Context) -> bool:
@@ -374,7 +394,7 @@ async def approve(service: Service, ctx: Context, confirm_text: str) -> Approval
     text equals the stored preview's, so what was approved is exactly what is placed. Other
     modes are enforced by execution (``tws`` sends with transmit off; unknown modes refuse).
     """
-    mode = service.settings.approval.strip().lower()
+    mode = service.approval_mode
     can_elicit = client_can_elicit(ctx)
     if mode != "elicit" or not can_elicit:
         # In mode app execution refuses a tool-approved call: only the ticket's Confirm places.
@@ -405,6 +425,7 @@ async def approve(service: Service, ctx: Context, confirm_text: str) -> Approval
 
 
 def preview_result(created: PreviewCreated) -> PreviewResult:
+    """The full preview value (what the ticket shows) of a stored preview."""
     return PreviewResult(
         preview_id=created.preview_id,
         confirm_text=created.confirm_text,

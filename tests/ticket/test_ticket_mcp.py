@@ -14,6 +14,8 @@ import pytest
 from sumppump.ticket import (
     APP_MODE_NO_UI_NOTE,
     APP_MODE_NOTE,
+    APP_MODE_UNSEEN_NOTE,
+    FETCH_TOOL,
     CANCEL_TOOL,
     CHAIN_URI,
     CONFIRM_TOOL,
@@ -44,7 +46,9 @@ def error_of(result: Any) -> dict[str, Any]:
 
 
 async def confirm(client: Any, preview: Any, token: str | None = None) -> Any:
+    """Click Confirm as the view does: it fetches the ticket by preview id, then confirms."""
     data = preview.structured_content
+    await client.call_tool(FETCH_TOOL, {"preview_id": data["preview_id"]}, raise_on_error=False)
     return await client.call_tool(
         CONFIRM_TOOL,
         {
@@ -118,11 +122,13 @@ async def test_the_ticket_token_rides_in_meta_only_and_the_model_facing_result_i
         )
         assert token not in model_facing
         data = preview.structured_content
-        # The model still gets everything it had: summary, confirm_text, the analysis, the chart.
-        assert data["confirm_text"] in data["summary"]
-        assert data["analysis"]["max_loss_with_commission"] > 0
+        # The model gets every figure of the order, the confirm text and the chart ...
+        assert data["confirm_text"] in preview.content[0].text
+        assert data["max_loss_with_commission"] > 0
         assert [b.type for b in preview.content] == ["text", "image"]
         assert data["underlying_price"] > 0
+        # ... and the full preview (payoff profile) stays with the server for the ticket.
+        assert "profile" not in json.dumps(data) and "ticket-payload" not in json.dumps(preview.meta)
 
 
 async def test_app_mode_refuses_execute_trade_and_places_once_for_five_simultaneous_clicks(
@@ -138,12 +144,25 @@ async def test_app_mode_refuses_execute_trade_and_places_once_for_five_simultane
         )
         error = error_of(refused)
         assert error["code"] == "APPROVAL_REQUIRED"
-        assert "press Confirm in the order ticket" in error["hint"]
+        # No view fetched this ticket yet: the model learns it did not open, and what works.
+        assert "did not open in this client" in error["hint"] and "tws" in error["hint"]
         assert placed(service) == []
-        # The model is told so with the preview itself (added text; nothing removed).
+        # The model is told with the preview itself that no ticket has opened in this client.
         texts = [getattr(block, "text", "") for block in preview.content]
-        assert texts[-1] == APP_MODE_NOTE
-        assert data["summary"] in texts[0]
+        assert texts[-1] == APP_MODE_UNSEEN_NOTE
+        assert data["confirm_text"] in texts[0]
+        # Once the view has fetched the ticket, the refusal points at its Confirm instead.
+        fetched = await client.call_tool(FETCH_TOOL, {"preview_id": data["preview_id"]})
+        assert not fetched.is_error
+        refused = await client.call_tool(
+            "execute_trade",
+            {"preview_id": data["preview_id"], "confirm_text": data["confirm_text"]},
+            raise_on_error=False,
+        )
+        assert "press Confirm in the order ticket" in error_of(refused)["hint"]
+        status = await client.call_tool("get_status", {})
+        assert status.structured_content["ticket_views_seen"] is True
+        assert "order-ticket views seen this session: yes" in status.content[0].text
 
         results: list[Any] = []
 
@@ -236,6 +255,11 @@ async def test_a_wrong_or_cancelled_ticket_token_places_nothing(tmp_path: Path) 
         assert cancelled.structured_content["preview_voided"] is True
         after_cancel = await confirm(client, preview)
         assert error_of(after_cancel)["code"] == "APPROVAL_REQUIRED"
+        # a cancelled ticket cannot be fetched again either
+        refetch = await client.call_tool(
+            FETCH_TOOL, {"preview_id": data["preview_id"]}, raise_on_error=False
+        )
+        assert error_of(refetch)["code"] == "INVALID_ARGUMENT"
         assert placed(service) == []
 
 
@@ -299,6 +323,7 @@ async def test_closing_a_position_opens_its_ticket_and_confirm_places_the_close(
         data = close.structured_content
         assert data["kind"] == "close" and data["details"]["action"] == "close"
         assert close.meta[META_KEY]["token"]
+        # a view fetched the opening's ticket earlier in this session (in confirm())
         assert getattr(close.content[-1], "text", "") == APP_MODE_NOTE
         closed = await confirm(client, close)
         assert not closed.is_error, closed.structured_content
