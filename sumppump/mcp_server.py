@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,8 +29,9 @@ from fastmcp.exceptions import ToolError as FastMCPToolError
 from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import Tool
 from fastmcp.tools.base import ToolResult
-from mcp.types import CallToolRequestParams
+from mcp.types import CallToolRequestParams, ListToolsRequest
 from pydantic import ValidationError as PydanticValidationError
 
 from sumppump import __version__
@@ -46,6 +47,7 @@ from sumppump.tools.common import (
     READ_TIMEOUT,
     AccountKind,
     Failure,
+    compact_input_schema,
     error_result,
     expect,
     raise_for_outcome,
@@ -148,6 +150,23 @@ class Service:
                 "TWS may be slow or paced; ask again in a moment.",
             ) from exc
         return raise_for_outcome(reply)
+
+
+class CompactListing(Middleware):
+    """The tool listing is read by the model in every conversation: input schemas are listed
+    compactly (:func:`~sumppump.tools.common.compact_input_schema`). Validation is unchanged:
+    it follows each tool's signature, not the listed schema."""
+
+    async def on_list_tools(
+        self,
+        context: MiddlewareContext[ListToolsRequest],
+        call_next: CallNext[ListToolsRequest, Sequence[Tool]],
+    ) -> Sequence[Tool]:
+        tools = await call_next(context)
+        return [
+            tool.model_copy(update={"parameters": compact_input_schema(tool.parameters)})
+            for tool in tools
+        ]
 
 
 class StructuredArgumentErrors(Middleware):
@@ -285,7 +304,7 @@ def create_app(
         ),
         lifespan=lifespan,
         mask_error_details=True,
-        middleware=[StructuredArgumentErrors()],
+        middleware=[StructuredArgumentErrors(), CompactListing()],
         auth=auth,
     )
     app.state = service  # type: ignore[attr-defined]

@@ -90,7 +90,9 @@ async def test_tws_mode_sends_with_transmit_off_and_waits_for_the_person_in_tws(
         [order] = placed(service, p["preview_id"])
         assert order.request.transmit is False
         positions = await client.call_tool("get_positions", {})
-        assert all(p["sec_type"] == "STK" for p in (positions.structured_content or {})["positions"])
+        assert all(
+            p["sec_type"] == "STK" for p in (positions.structured_content or {})["positions"]
+        )
         assert " C:" not in positions.content[0].text  # type: ignore[union-attr]
 
 

@@ -145,6 +145,8 @@ def suggestions(found: StrikeSuggestions) -> Rendered:
             line += f", reward/risk {c['reward_risk']:g}"
         if "pnl_at_target" in c:
             line += f", P&L at target {fsigned(c['pnl_at_target'])}"
+        if "expected_pnl" in c:
+            line += f", expected P&L {fsigned(c['expected_pnl'])}"
         lines.append(line)
     if data.get("partial"):
         lines.append("PARTIAL: some quotes were missing.")

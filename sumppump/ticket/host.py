@@ -71,9 +71,15 @@ class HostRelay:
     _secret: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     port: int = 0
 
-    def page_url(self, uri: str, tool: str, arguments: dict[str, Any]) -> str:
-        """The host page that opens view ``uri`` for a call of ``tool`` with ``arguments``."""
+    def page_url(
+        self, uri: str, tool: str, arguments: dict[str, Any], *, strip: bool = False
+    ) -> str:
+        """The host page that opens view ``uri`` for a call of ``tool`` with ``arguments``.
+        ``strip``: hand the view results without ``structuredContent`` and ``_meta``, as
+        Claude Desktop does for local servers (modelcontextprotocol/ext-apps#696)."""
         query = f"uri={quote(uri)}&tool={quote(tool)}&args={quote(json.dumps(arguments))}"
+        if strip:
+            query += "&strip=1"
         return f"http://127.0.0.1:{self.port}/{self._secret}/host.html?{query}"
 
     async def __aenter__(self) -> HostRelay:

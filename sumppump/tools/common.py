@@ -122,7 +122,9 @@ def history_span(value: str) -> str:
 
 Strikes = Annotated[list[float], BeforeValidator(parse_list), Field(min_length=1, max_length=4)]
 #: calculate_strategy's strikes: empty or omitted for ``custom`` (its legs carry them).
-OptionalStrikes = Annotated[list[float] | None, BeforeValidator(parse_list), Field(max_length=4)]
+OptionalStrikes = Annotated[
+    Annotated[list[float], Field(max_length=4)] | None, BeforeValidator(parse_list)
+]
 RightArg = Annotated[
     Literal["C", "P", "both"],
     BeforeValidator(lambda v: lower(v) if lower(v) == "both" else upper(v)),
@@ -136,6 +138,28 @@ def result_schema(*fields: str) -> dict[str, Any]:
     properties: dict[str, Any] = {name: {} for name in fields}
     properties["environment"] = {"enum": ["LIVE", "PAPER", "SIMULATED", "UNKNOWN"]}
     return {"type": "object", "properties": properties, "required": ["environment"]}
+
+
+def compact_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The input schema as the model reads it in every conversation, without noise: an
+    optional ``X | None = None`` is listed as ``X`` (omitting it means none; the server still
+    accepts null), and ``additionalProperties: false`` is left to the server to enforce."""
+    properties = {}
+    for name, spec in schema.get("properties", {}).items():
+        spec = dict(spec)
+        options = spec.get("anyOf")
+        if (
+            isinstance(options, list)
+            and len(options) == 2
+            and {"type": "null"} in options
+            and spec.get("default", ...) is None
+        ):
+            other = next(o for o in options if o != {"type": "null"})
+            spec = {**other, **{k: v for k, v in spec.items() if k not in ("anyOf", "default")}}
+        properties[name] = spec
+    out = {k: v for k, v in schema.items() if k != "additionalProperties"}
+    out["properties"] = properties
+    return out
 
 
 def label(kind: str) -> str:

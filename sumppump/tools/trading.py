@@ -220,7 +220,9 @@ def register(app: FastMCP[Any], service: Service) -> None:
         legs: Annotated[
             list[dict[str, Any]] | None,
             BeforeValidator(parse_list),
-            Field(description="custom only: [{action BUY/SELL, right C/P/STK, strike, ratio}]"),
+            Field(
+                description="custom only: [{action BUY/SELL, right C/P/STK, strike, expiry, ratio}]"
+            ),
         ] = None,
     ) -> ToolResult:
         """Analyse the exact order that would be placed: legs, limit vs mid and natural, max

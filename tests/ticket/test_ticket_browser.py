@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sumppump.previews import money
-from sumppump.ticket import CHAIN_URI, TICKET_URI
+from sumppump.ticket import CHAIN_URI, FETCH_TOOL, TICKET_URI
 from sumppump.ticket.host import HostRelay, chromium, find_chromium
 from tests.ticket.support import placed, ticket_app
 
@@ -63,8 +63,11 @@ async def test_ticket_shows_the_structured_max_loss_and_its_confirm_places_one_o
             await page.goto(relay.page_url(TICKET_URI, "calculate_strategy", args))
             ticket = page.frame_locator("#view")
             await ticket.locator("body[data-rendered-at]").wait_for(timeout=10_000)
-            ((_, _, shown),) = relay.calls
+            # The view fetched everything it shows by the preview id (app-only tool).
+            [(first, _, _), (fetch, fetch_args, shown)] = relay.calls
+            assert (first, fetch) == ("calculate_strategy", FETCH_TOOL)
             data = shown["structuredContent"]
+            assert fetch_args == {"preview_id": data["preview_id"]}
             worst = data["analysis"]["max_loss_with_commission"]
             max_loss_text = await ticket.get_by_test_id("max-loss").inner_text()
             assert max_loss_text.splitlines()[0] == money(worst)
@@ -98,9 +101,10 @@ async def test_ticket_shows_the_structured_max_loss_and_its_confirm_places_one_o
             # After the fill: the stop-loss prompt, and "Set stop" opens the stop's ticket.
             await ticket.get_by_test_id("set-stop").click()
             await ticket.locator("h1", has_text="AAPL stop").wait_for(timeout=10_000)
-            name, _, stop = relay.calls[-1]
+            name, _, stop = relay.calls[-2]
             assert name == "set_stop_loss" and not stop.get("isError"), stop
-            stop_data = stop["structuredContent"]
+            assert relay.calls[-1][0] == FETCH_TOOL
+            stop_data = relay.calls[-1][2]["structuredContent"]
             assert stop_data["kind"] == "stop"
             assert (
                 stop_data["confirm_text"]
@@ -178,8 +182,13 @@ async def test_a_live_account_a_check_not_run_and_an_expired_preview_are_impossi
     tmp_path: Path, browser: Any
 ) -> None:
     async with ticket_app(tmp_path) as (client, _):
-        preview = await client.call_tool_mcp("calculate_strategy", await spread_args(client))
-    result = preview.model_dump(by_alias=True, exclude_none=True, mode="json")
+        preview = await client.call_tool("calculate_strategy", await spread_args(client))
+        fetched = await client.call_tool_mcp(
+            FETCH_TOOL, {"preview_id": preview.structured_content["preview_id"]}
+        )
+    # What the view renders: the ticket it fetched by the preview id.
+    result = fetched.model_dump(by_alias=True, exclude_none=True, mode="json")
+    result.pop("content")
     data = result["structuredContent"]
     data["account_kind"] = "LIVE"
     data["checks"][-1] = {**data["checks"][-1], "status": "not_run", "detail": "no quote"}
@@ -198,7 +207,7 @@ async def test_a_live_account_a_check_not_run_and_an_expired_preview_are_impossi
     assert "expired" in await expired.get_by_test_id("timer").inner_text()
     assert not await expired.get_by_test_id("confirm").is_enabled()
 
-    del result["_meta"]["sumppump/ticket"]  # no token from the server: nothing to confirm with
+    del data["sumppump/ticket"]["token"]  # no token from the server: nothing to confirm with
     data["expires_at"] = "2999-01-01T00:00:00+00:00"
     untokened = await render_standalone(browser, result)
     await untokened.locator("body[data-rendered-at]").wait_for(timeout=5_000)
@@ -220,10 +229,44 @@ async def test_the_close_ticket_shows_what_the_close_does(tmp_path: Path, browse
             await page.goto(relay.page_url(TICKET_URI, "close_position", args))
             ticket = page.frame_locator("#view")
             await ticket.locator("body[data-rendered-at]").wait_for(timeout=10_000)
-            data = relay.calls[0][2]["structuredContent"]
+            data = relay.calls[1][2]["structuredContent"]  # the fetched ticket
             details = await ticket.get_by_test_id("change-details").inner_text()
             assert details.startswith("Close: " + data["details"]["position"])
             assert data["confirm_text"] == await ticket.get_by_test_id("confirm-text").inner_text()
             await ticket.get_by_test_id("confirm").click()
             await ticket.get_by_test_id("status").wait_for(timeout=15_000)
+            assert len(placed(service, data["preview_id"])) == 1
+
+
+async def test_a_host_that_strips_structured_content_and_meta_still_gets_a_working_ticket(
+    tmp_path: Path, browser: Any
+) -> None:
+    """Claude Desktop hands a view no structuredContent and no _meta for a local server
+    (modelcontextprotocol/ext-apps#696): the ticket finds the preview id in the text, fetches
+    the rest, and five clicks on Confirm place exactly one order."""
+    async with ticket_app(tmp_path, approval="app") as (client, service):
+        args = await spread_args(client)
+        async with HostRelay(client) as relay:
+            page = await browser.new_page(viewport={"width": 820, "height": 1200})
+            await page.goto(relay.page_url(TICKET_URI, "calculate_strategy", args, strip=True))
+            ticket = page.frame_locator("#view")
+            await ticket.locator("body[data-rendered-at]").wait_for(timeout=10_000)
+            handed = await page.evaluate("window.__host.toolResult")
+            assert "structuredContent" in handed  # the server sent it; the host withheld it
+            [(_, _, _), (fetch, _, shown)] = relay.calls
+            assert fetch == FETCH_TOOL
+            data = shown["structuredContent"]
+            assert data["confirm_text"] == await ticket.get_by_test_id("confirm-text").inner_text()
+            worst = data["analysis"]["max_loss_with_commission"]
+            assert dollars(await ticket.get_by_test_id("max-loss").inner_text()) == worst
+            assert await ticket.locator("svg").count() >= 1  # the payoff chart, from the fetch
+            confirm = ticket.get_by_test_id("confirm")
+            assert await confirm.is_enabled()
+            for _ in range(5):
+                await confirm.click(force=True, no_wait_after=True)
+            status = ticket.get_by_test_id("status")
+            await status.wait_for(timeout=15_000)
+            assert data["preview_id"] in await status.inner_text()
+            assert [name for name, _, _ in relay.calls].count("confirm_order_ticket") == 1
+            assert len(placed(service)) == 1
             assert len(placed(service, data["preview_id"])) == 1

@@ -15,10 +15,10 @@ from sumppump.ticket import (
     APP_MODE_NO_UI_NOTE,
     APP_MODE_NOTE,
     APP_MODE_UNSEEN_NOTE,
-    FETCH_TOOL,
     CANCEL_TOOL,
     CHAIN_URI,
     CONFIRM_TOOL,
+    FETCH_TOOL,
     META_KEY,
     TICKET_URI,
 )
@@ -128,7 +128,9 @@ async def test_the_ticket_token_rides_in_meta_only_and_the_model_facing_result_i
         assert [b.type for b in preview.content] == ["text", "image"]
         assert data["underlying_price"] > 0
         # ... and the full preview (payoff profile) stays with the server for the ticket.
-        assert "profile" not in json.dumps(data) and "ticket-payload" not in json.dumps(preview.meta)
+        assert "profile" not in json.dumps(data) and "ticket-payload" not in json.dumps(
+            preview.meta
+        )
 
 
 async def test_app_mode_refuses_execute_trade_and_places_once_for_five_simultaneous_clicks(
