@@ -34,7 +34,7 @@ def test_demo_runs_the_conversation_and_exits_zero(tmp_path: Path) -> None:
     ):
         assert step in done.stdout
     assert "Filled" in done.stdout and "Set a stop loss?" in done.stdout
-    assert "payoff chart saved to" in done.stdout
+    assert "payoff chart (an image the model sees)" in done.stdout
     assert "Close bull call spread" in done.stdout
     # the close filled, at mid or after its limit was moved with modify_order
     assert "Filled" in done.stdout.split("I'd like out of the spread now.")[1]

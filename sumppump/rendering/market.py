@@ -207,13 +207,14 @@ def chain(c: Chain) -> Rendered:
             "greeks_source": None if per_row or not sources else (next(iter(sources)) or None),
             "expiries": list(c.expiries),
             "rows": [_chain_row(row, per_row) for row in c.rows],
-            "partial": c.partial or None,
             "partial_reason": c.partial_reason,
-            "strikes_without_quote": list(c.skipped),
             "notices": list(c.notices),
             "switched_from": c.switched_from,
         }
     )
+    # always present (bench/serve.py and callers read them): whether quotes were missing
+    data["partial"] = c.partial
+    data["skipped"] = list(c.skipped)
     d = data
     head = (
         f"{d['symbol']} options expiring {d['expiry']}, underlying "
@@ -245,7 +246,7 @@ def chain(c: Chain) -> Rendered:
     if d.get("partial"):
         lines.append(
             f"PARTIAL: {d.get('partial_reason', '')}; no quote for strikes "
-            f"{', '.join(f'{k:g}' for k in d.get('strikes_without_quote', []))}."
+            f"{', '.join(f'{k:g}' for k in d['skipped'])}."
         )
     if d.get("expiries"):
         lines.append("Listed expiries: " + ", ".join(d["expiries"]) + ".")

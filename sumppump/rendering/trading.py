@@ -474,8 +474,13 @@ def _preview_text(d: dict[str, Any], verb: Verb) -> str:
     if "details" in d:
         lines.append(_details_text(d["details"]))
     money = f"Net {'debit' if d['net_debit'] >= 0 else 'credit'} {fcents(abs(d['net_debit']))}"
-    money += f"; max loss {_money_or_unbounded(d.get('max_loss'))}"
-    money += f", max gain {_money_or_unbounded(d.get('max_gain'))}"
+    if d["kind"] in ("open", "roll"):
+        money += f"; max loss {_money_or_unbounded(d.get('max_loss'))}"
+        money += f", max gain {_money_or_unbounded(d.get('max_gain'))}"
+    else:  # a stop, close or change: the loss it can add to what is held
+        money += f"; loss it can add at most {fcents(d.get('max_loss', 0.0))}"
+        if "max_gain" in d:
+            money += f", max gain {fcents(d['max_gain'])}"
     if d.get("breakevens"):
         money += f", breakeven {_breakevens(d['breakevens'])}"
     lines.append(money + ".")
