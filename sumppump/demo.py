@@ -105,7 +105,7 @@ def _conversation_steps() -> list[Step]:
         return lambda memory: preview_from_text(memory[name])
 
     def order_ref(memory: dict[str, str], name: str) -> str:
-        return _find(r"^Order (sp-\S+) \(IB id", memory[name]).group(1)
+        return _find(r"Order (sp-\S+) \(IB id", memory[name]).group(1)
 
     return [
         Step("Is everything connected?", "get_status"),

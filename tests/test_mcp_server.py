@@ -265,7 +265,7 @@ async def test_analyse_confirm_fill_and_stop_loss_through_the_mcp_layer(
         position=placed["stop_loss_prompt"]["call"]["arguments"]["position"],
     )
     assert stop["kind"] == "stop" and stop["preview_id"] != analysis["preview_id"]
-    assert stop["account_kind"] == "SIMULATED" and "SIMULATED" in stop["confirm_text"]
+    assert stop["environment"] == "SIMULATED" and "SIMULATED" in stop["confirm_text"]
 
 
 async def test_level3_strategies_are_refused_with_the_level_they_need(

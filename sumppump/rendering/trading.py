@@ -8,6 +8,7 @@ reads: every figure of the order, none of the arrays.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 import msgspec
@@ -102,7 +103,7 @@ def suggestions(found: StrikeSuggestions) -> Rendered:
         drop_none(
             {
                 "strategy": c.strategy,
-                "strikes": list(c.strikes),
+                "strikes": [int(k) if k == int(k) else k for k in c.strikes],
                 "debit": rcents(c.debit),
                 "natural_debit": rcents(c.natural_debit),
                 "max_loss": rcents(c.max_loss),
@@ -123,7 +124,6 @@ def suggestions(found: StrikeSuggestions) -> Rendered:
             "outlook": found.outlook,
             "spot": rcents(found.spot),
             "data_type": found.data_type,
-            "per": "unit (1 contract or 1 spread); max_gain absent = unbounded",
             "candidates": rows,
             "partial": found.partial or None,
             "notes": list(found.notes),
@@ -202,10 +202,13 @@ def _order_text(o: dict[str, Any]) -> str:
 
 
 def _checks(checks: tuple[CheckResult, ...]) -> dict[str, Any]:
+    # Passed checks by name (their figures are the result's own: funds, what-if, limits);
+    # failed and not-run checks with what they found or why they could not run.
     out: dict[str, list[str]] = {"passed": [], "failed": [], "not_run": []}
     for c in checks:
         optional = "" if c.required else " (optional)"
-        out[c.status].append(f"{c.name}{optional}: {c.detail}" if c.detail else c.name + optional)
+        detail = f": {c.detail}" if c.detail and c.status != "passed" else ""
+        out[c.status].append(c.name + optional + detail)
     return {k: v for k, v in out.items() if v}
 
 
@@ -445,8 +448,9 @@ def preview(p: PreviewResult, verb: Verb = "order") -> Rendered:
         {
             "kind": p.kind,
             "symbol": p.symbol,
-            "account_kind": p.account_kind,
-            "order": None if p.order is None else order_terms(p.order),
+            "order": None
+            if p.order is None
+            else {k: v for k, v in order_terms(p.order).items() if v != p.preview_id},
             "replaces_order_ref": p.replaces_order_ref,
             "net_debit": rcents(p.net_debit),
             "max_loss": rcents(p.max_loss),
@@ -463,10 +467,7 @@ def preview(p: PreviewResult, verb: Verb = "order") -> Rendered:
 
 
 def _preview_text(d: dict[str, Any], verb: Verb) -> str:
-    lines = [
-        f"{d['kind'].replace('_', ' ').capitalize()} preview for {d['symbol']} "
-        f"({d['account_kind']})."
-    ]
+    lines = [f"{d['kind'].replace('_', ' ').capitalize()} preview for {d['symbol']}."]
     if "order" in d:
         lines.append("Order: " + _order_text(d["order"]) + ".")
     if "replaces_order_ref" in d:
@@ -500,32 +501,26 @@ def _preview_text(d: dict[str, Any], verb: Verb) -> str:
 
 def submitted(s: OrderSubmitted) -> Rendered:
     """execute_trade and the ticket's Confirm: the order's state, fills, and the stop-loss
-    prompt with the call that would set it."""
+    prompt with the call that would set it. The order's terms are the preview's the person
+    confirmed (named by ``order_ref``, which is that preview's id)."""
     prompt = s.stop_loss_prompt
     data = drop_none(
         {
             "order_ref": s.order_ref,
             "order_id": s.order_id,
-            "perm_id": s.perm_id,
             "symbol": s.symbol,
-            "account_kind": s.account_kind,
             "status": s.status,
-            "filled": s.filled,
-            "remaining": s.remaining,
+            "filled": rnum(s.filled, 4),
+            "remaining": rnum(s.remaining, 4),
             "avg_fill_price": rcents(s.avg_fill_price),
             "fills": [f"{f.side} {f.shares:g} @ {f.price:g} {f.time}" for f in s.fills],
             "waiting_for_tws_transmit": s.waiting_for_tws_transmit or None,
-            "confirm_text": s.confirm_text,
-            "message": s.message,
+            "message": None if s.message == f"Order {s.order_ref} is {s.status}." else s.message,
             "stop_loss_prompt": None
             if prompt is None
             else {
-                "position": prompt.position,
-                "filled": prompt.filled,
-                "avg_fill_price": rcents(prompt.avg_fill_price),
                 "suggested_stop": rcents(prompt.suggested_stop),
                 "rationale": prompt.rationale,
-                "text": prompt.text,
                 "call": {
                     "tool": prompt.call.tool,
                     "arguments": {k: v for k, v in prompt.call.arguments.items() if v is not None},
@@ -533,23 +528,25 @@ def submitted(s: OrderSubmitted) -> Rendered:
             },
         }
     )
-    lines = [data.get("message") or data["status"], data["confirm_text"]]
-    lines.append(
+    lines = [
         f"Order {data['order_ref']} (IB id {data['order_id']}): {data['status']}, filled "
         f"{data['filled']:g}, remaining {data['remaining']:g}"
         + (f", average fill {fcents(data['avg_fill_price'])}" if "avg_fill_price" in data else "")
         + "."
-    )
+    ]
+    if "message" in data:
+        lines.append(data["message"])
     if data.get("fills"):
         lines.append("Fills: " + "; ".join(data["fills"]) + ".")
     if data.get("waiting_for_tws_transmit"):
         lines.append("Waiting for Transmit in TWS.")
-    if prompt is not None:
-        call = data["stop_loss_prompt"]["call"]
-        lines.append(prompt.text)
-        if call["tool"] not in prompt.text:
-            args = ", ".join(f"{k}={v!r}" for k, v in call["arguments"].items())
-            lines.append(f"To set it: {call['tool']}({args})")
+    if "stop_loss_prompt" in data:
+        sp = data["stop_loss_prompt"]
+        args = ", ".join(f"{k}={json.dumps(v)}" for k, v in sp["call"]["arguments"].items())
+        lines.append(
+            f"Set a stop loss? Suggested stop {sp['suggested_stop']:g} ({sp['rationale']}): "
+            f"{sp['call']['tool']}({args})"
+        )
     return Rendered("\n".join(lines), data)
 
 

@@ -177,8 +177,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
         ] = None,
     ) -> ToolResult:
         """Ranked Level-2 ideas (long options, debit spreads, straddles/strangles), per
-        unit: strikes, debit, max loss, max gain, breakeven, reward/risk, probability of
-        profit. Ideas only: calculate_strategy previews one."""
+        unit: strikes, debit, max loss, max gain (absent: unbounded), breakeven, reward/risk,
+        probability of profit. Ideas only: calculate_strategy previews one."""
         await service.connection_state()
         reply = await service.ask(
             "risk",
