@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/load.py
 	$(PY) bench/reliability.py
 	$(PY) bench/ticket.py
+	$(PY) bench/context.py
 	$(PY) bench/report.py
 
 lint: $(STAMP)

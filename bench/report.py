@@ -36,6 +36,7 @@ SCRIPTS = {
     "serve": "bench/serve.py",
     "reliability": "bench/reliability.py",
     "ticket": "bench/ticket.py",
+    "context": "bench/context.py",
 }
 
 Results = dict[str, dict[str, Any]]
@@ -288,6 +289,34 @@ def targets(results: Results) -> list[Target]:
         f"{num(dig(serve, 'tool_listing', 'tools'))} tools; + "
         f"{num(dig(serve, 'tool_listing', 'instructions_chars'))} chars of instructions",
     )
+    context = results.get("context")
+    for profile, label in (
+        ("claude_desktop", "Claude Desktop (text)"),
+        ("structured", "Claude Code (JSON)"),
+    ):
+        add(
+            f"Demo conversation as the model reads it, {label}",
+            "≤ 3,000 tokens",
+            dig(context, "conversation", "tokens", profile),
+            lambda v: v <= 3000,
+            " tokens",
+            "context",
+            f"{num(dig(context, 'conversation', 'calls'))} calls; chars / 4",
+        )
+    for key, what, limit, unit in (
+        ("chain_text_chars_per_row", "Chain text per option row", 140, " chars"),
+        ("chain_structured_chars_per_row", "Chain structured per option row", 260, " chars"),
+        ("calculate_strategy_structured_chars", "calculate_strategy structured", 4000, " chars"),
+        ("tool_listing_chars", "Tool listing: name, description, input schema", 10_000, " chars"),
+    ):
+        add(
+            what,
+            f"≤ {limit:,}{unit}",
+            dig(context, "measured", key),
+            lambda v, limit=limit: v <= limit,
+            unit,
+            "context",
+        )
     load = dig(results.get("load"), "runs") or []
     if load:
         total = sum(run.get("total_violations", 0) for run in load)
@@ -768,6 +797,44 @@ def section_ticket(result: dict[str, Any]) -> str:
     )
 
 
+def section_context(result: dict[str, Any]) -> str:
+    calls = result["calls"]
+    conv = result["conversation"]
+    listing = result["tool_listing"]
+    rows = [
+        (
+            c["tool"],
+            num(c["claude_desktop_chars"], 0),
+            num(round(c["claude_desktop_chars"] / 4), 0),
+            num(c["structured_chars"], 0),
+            num(round(c["structured_chars"] / 4), 0),
+        )
+        for c in calls
+    ]
+    rows.append(
+        (
+            f"**demo conversation ({conv['calls']} calls)**",
+            num(conv["chars"]["claude_desktop"], 0),
+            num(conv["tokens"]["claude_desktop"], 0),
+            num(conv["chars"]["structured"], 0),
+            num(conv["tokens"]["structured"], 0),
+        )
+    )
+    return (
+        "What the model reads of each result of `sumppump demo`'s conversation: in Claude "
+        "Desktop only the text content, in Claude Code / VS Code only the JSON of "
+        "structuredContent. Tokens are estimated as characters / 4; the payoff chart "
+        f"({conv['images']} image) is shown to the model by Claude Desktop and not counted.\n\n"
+        + table(
+            ("Call", "Desktop chars", "Desktop tokens", "Structured chars", "Structured tokens"),
+            rows,
+        )
+        + f"\n\nTool listing as the model gets it: {num(listing['tools'])} tools, "
+        f"{num(listing['chars'])} characters, {num(listing['parameters'])} parameters, "
+        f"{len(listing['parameters_without_description'])} without a description."
+    )
+
+
 SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("actors", "Actor runtime: call round trip vs bare streams", section_actors),
     ("pricing", "Pricing kernels vs py_vollib", section_pricing),
@@ -778,6 +845,7 @@ SECTIONS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("load", "Load: 50 concurrent readers", section_load),
     ("reliability", "Reliability counts", section_reliability),
     ("ticket", "Order ticket (MCP App) in headless Chromium", section_ticket),
+    ("context", "What the model reads, per client profile", section_context),
 )
 
 
