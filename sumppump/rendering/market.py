@@ -18,6 +18,7 @@ from sumppump.rendering.numbers import (
     rgreek,
     riv,
     rnum,
+    whole,
 )
 
 __all__ = [
@@ -145,8 +146,8 @@ def quote(reply: QuoteReply) -> Rendered:
 
 # ---------------------------------------------------------------------- chain
 
-#: Short keys of a chain row after ``strike`` and ``right``, stated once in the result as
-#: ``keys`` (the rows are most of a chain's size).
+#: Short keys of a chain row after ``strike`` and ``right`` (the rows are most of a chain's
+#: size), stated once in get_options_chain's description.
 CHAIN_KEYS = {
     "vol": "volume",
     "oi": "open interest",
@@ -159,13 +160,9 @@ CHAIN_KEYS = {
 _CHAIN_HEADER = "strike right bid ask mid last vol OI IV% delta gamma theta vega"
 
 
-def _strike(value: float) -> float | int:
-    return int(value) if value == int(value) else value
-
-
 def _chain_row(row: ChainRow, per_row_source: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "strike": _strike(row.strike),
+        "strike": whole(row.strike),
         "right": row.right,
         "bid": rcents(row.bid),
         "ask": rcents(row.ask),
@@ -206,7 +203,6 @@ def chain(c: Chain) -> Rendered:
             "trading_class": None if c.trading_class == c.symbol else c.trading_class,
             "greeks_source": None if per_row or not sources else (next(iter(sources)) or None),
             "expiries": list(c.expiries),
-            "keys": CHAIN_KEYS,
             "rows": [_chain_row(row, per_row) for row in c.rows],
             "partial_reason": c.partial_reason,
             "notices": list(c.notices),

@@ -21,6 +21,7 @@ __all__ = [
     "rnum",
     "rpct",
     "strikes_text",
+    "whole",
 ]
 
 NA = "n/a"
@@ -53,6 +54,11 @@ def rnum(value: float | None, places: int = 0) -> float | int | None:
     if places == 0:
         return round(value)
     return round(value, places)
+
+
+def whole(value: float) -> float | int:
+    """A strike as written: ``225`` for 225.0, ``227.5`` kept."""
+    return int(value) if value == int(value) else value
 
 
 def fcents(value: float | None) -> str:

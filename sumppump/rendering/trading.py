@@ -32,6 +32,7 @@ from sumppump.rendering.numbers import (
     rnum,
     rpct,
     strikes_text,
+    whole,
 )
 from sumppump.strategies.analysis import StrategyAnalysis
 
@@ -103,7 +104,7 @@ def suggestions(found: StrikeSuggestions) -> Rendered:
         drop_none(
             {
                 "strategy": c.strategy,
-                "strikes": [int(k) if k == int(k) else k for k in c.strikes],
+                "strikes": [whole(k) for k in c.strikes],
                 "debit": rcents(c.debit),
                 "natural_debit": rcents(c.natural_debit),
                 "max_loss": rcents(c.max_loss),
@@ -228,16 +229,18 @@ def analysis(result: AnalysisResult) -> Rendered:
     legs = [
         drop_none(
             {
-                "leg": " ".join(
-                    str(part)
-                    for part in (
-                        p.leg.action,
-                        p.leg.ratio,
-                        p.leg.right if p.leg.right != "STK" else "shares",
-                        f"{p.leg.strike:g}" if p.leg.strike is not None else None,
-                        p.leg.expiry,
-                    )
-                    if part is not None
+                "leg": drop_none(
+                    {
+                        "action": p.leg.action,
+                        "ratio": p.leg.ratio if p.leg.ratio != 1 else None,
+                        "right": p.leg.right,
+                        "strike": None
+                        if p.leg.strike is None
+                        else (
+                            int(p.leg.strike) if p.leg.strike == int(p.leg.strike) else p.leg.strike
+                        ),
+                        "expiry": p.leg.expiry,
+                    }
                 ),
                 "bid": rcents(p.bid),
                 "ask": rcents(p.ask),
@@ -300,6 +303,13 @@ def analysis(result: AnalysisResult) -> Rendered:
     return Rendered(_analysis_text(data), data)
 
 
+def _leg_text(leg: dict[str, Any]) -> str:
+    """``BUY 1 C 225 2026-12-18`` / ``BUY 100 shares``."""
+    right = "shares" if leg["right"] == "STK" else leg["right"]
+    parts = [leg["action"], leg.get("ratio", 1), right, leg.get("strike"), leg.get("expiry")]
+    return " ".join(str(p) for p in parts if p is not None)
+
+
 def _analysis_text(d: dict[str, Any]) -> str:
     strategy = str(d["strategy"]).replace("_", " ")
     dte = f" ({d['days_to_expiry']} days)" if "days_to_expiry" in d else ""
@@ -309,8 +319,9 @@ def _analysis_text(d: dict[str, Any]) -> str:
         f"{d['account_id']} ({d['account_kind']}).",
         "Legs per unit: "
         + "; ".join(
-            f"{leg['leg']} bid {fcents(leg.get('bid'))} ask {fcents(leg.get('ask'))} mid "
-            f"{fcents(leg.get('mid'))} natural {fcents(leg.get('natural'))}"
+            f"{_leg_text(leg['leg'])} bid {fcents(leg.get('bid'))} ask "
+            f"{fcents(leg.get('ask'))} mid {fcents(leg.get('mid'))} natural "
+            f"{fcents(leg.get('natural'))}"
             for leg in d["legs"]
         )
         + ".",

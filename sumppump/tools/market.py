@@ -105,9 +105,9 @@ def register(app: FastMCP[Any], service: Service) -> None:
         ] = 8,
         right: Annotated[RightArg, Field(description="C (calls), P (puts) or both")] = "both",
     ) -> ToolResult:
-        """One expiry's chain, one row per option: bid, ask, mid, last, volume, open interest,
-        IV %, delta, gamma, theta (per day), vega; underlying, data type and greeks source
-        stated once. Marked PARTIAL when quotes were missing."""
+        """One expiry's chain, one row per option: strike, right, bid, ask, mid, last, vol,
+        oi (open interest), iv (%), d/g/t/v (delta, gamma, theta per day, vega); underlying,
+        data type and greeks source stated once. Marked PARTIAL when quotes were missing."""
         await service.connection_state()
         await ctx.report_progress(0, 100, "fetching the chain")
         reply = await service.ask(

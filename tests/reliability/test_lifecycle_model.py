@@ -363,13 +363,13 @@ class LifecycleModel(RuleBasedStateMachine):
         preview = self.preview("open", "calculate_strategy", args)
         if preview is None:
             return
-        net = preview["analysis"]["limit_price"]
+        net = preview["limit_price"]
         if resting and net > 0.1:
             args["limit_price"] = round(max(0.05, net * 0.5), 2)
             preview = self.preview("open", "calculate_strategy", args)
             if preview is None:
                 return
-        if self.portal.call(nets_against_a_stop, self.app, preview["analysis"]["legs"]):
+        if self.portal.call(nets_against_a_stop, self.app, preview["legs"]):
             TALLY["opens netting against a stop"] += 1
         placed = self.confirm("open", preview)
         if placed is not None:

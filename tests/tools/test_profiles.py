@@ -205,7 +205,8 @@ async def test_custom_takes_its_legs_with_strikes_empty_or_omitted(client: Clien
             raise_on_error=False,
         )
         assert not result.is_error, (strikes, result.content)
-        assert result.structured_content["legs"][0]["leg"].startswith("BUY 1 C")
+        assert result.structured_content["legs"][0]["leg"]["action"] == "BUY"
+        assert f"BUY 1 C {strike:g}" in result.content[0].text
 
 
 async def test_the_listing_describes_every_parameter_and_names_allowed_values(
