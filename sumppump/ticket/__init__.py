@@ -67,6 +67,7 @@ __all__ = [
     "TicketMiddleware",
     "chain_html",
     "chain_view",
+    "client_can_elicit",
     "client_has_ui",
     "install_views",
     "ticket_html",
@@ -389,7 +390,7 @@ def install_views(
             )
         approval = ApprovalContext(
             mode=approval_mode(),
-            client_can_elicit=_client_can_elicit(ctx),
+            client_can_elicit=client_can_elicit(ctx),
             client_has_ui=True,
             approved_via="ticket",
         )
@@ -478,7 +479,8 @@ def install_views(
     return book
 
 
-def _client_can_elicit(ctx: Context) -> bool:
+def client_can_elicit(ctx: Context) -> bool:
+    """Whether the client declared MCP elicitation (the server may ask the person)."""
     try:
         capabilities = ctx.session.client_capabilities
     except (AttributeError, RuntimeError):

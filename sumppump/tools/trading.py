@@ -40,7 +40,7 @@ from sumppump.previews import snapshot_quotes
 from sumppump.rendering import trading as render
 from sumppump.rendering.trading import AnalysisResult, PreviewResult
 from sumppump.strategies.analysis import StrategyAnalysis
-from sumppump.ticket import TICKET_PAYLOAD_KEY, client_has_ui, ticket_view
+from sumppump.ticket import TICKET_PAYLOAD_KEY, client_can_elicit, client_has_ui, ticket_view
 from sumppump.tools.common import (
     TOOL_DEADLINE,
     Failure,
@@ -378,14 +378,6 @@ async def execute_preview(
             raise Failure(ErrorCode.ORDER_OUTCOME_UNKNOWN, f"{message} (order {ref})", hint)
     submitted = expect(raise_for_outcome(reply), OrderSubmitted)
     return ok(service, render.submitted(submitted))
-
-
-def client_can_elicit(ctx: Context) -> bool:
-    try:
-        capabilities = ctx.session.client_capabilities
-    except (AttributeError, RuntimeError):
-        return False
-    return capabilities is not None and capabilities.elicitation is not None
 
 
 async def approve(service: Service, ctx: Context, confirm_text: str) -> ApprovalContext:
