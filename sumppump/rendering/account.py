@@ -84,22 +84,26 @@ def positions(held: tuple[PositionInfo, ...]) -> Rendered:
 
 
 def _order_row(o: OpenOrderInfo) -> dict[str, Any]:
-    # order_ref stays even when empty (an order placed outside SumpPump has none)
-    return {"order_ref": o.order_ref} | drop_none(
-        {
-            "order_id": o.order_id,
-            "symbol": o.symbol,
-            "description": o.description,
-            "action": o.action,
-            "quantity": rnum(o.quantity, 4),
-            "order_type": o.order_type,
-            "limit_price": rcents(o.limit_price),
-            "aux_price": rcents(o.aux_price),
-            "tif": o.tif,
-            "status": o.status,
-            "filled": rnum(o.filled, 4),
-            "remaining": rnum(o.remaining, 4),
-        }
+    # order_ref stays even when empty (an order placed outside SumpPump has none), and the
+    # prices even when null (a STP has no limit, a LMT no aux price): callers read them
+    prices = {"limit_price": rcents(o.limit_price), "aux_price": rcents(o.aux_price)}
+    return (
+        {"order_ref": o.order_ref}
+        | prices
+        | drop_none(
+            {
+                "order_id": o.order_id,
+                "symbol": o.symbol,
+                "description": o.description,
+                "action": o.action,
+                "quantity": rnum(o.quantity, 4),
+                "order_type": o.order_type,
+                "tif": o.tif,
+                "status": o.status,
+                "filled": rnum(o.filled, 4),
+                "remaining": rnum(o.remaining, 4),
+            }
+        )
     )
 
 
@@ -111,9 +115,9 @@ def open_orders(orders: tuple[OpenOrderInfo, ...]) -> Rendered:
     lines = [f"{plural(len(rows), 'open order')}" + (":" if rows else ".")]
     for r in rows:
         prices = []
-        if "limit_price" in r:
+        if r["limit_price"] is not None:
             prices.append(f"limit {fcents(r['limit_price'])}")
-        if "aux_price" in r:
+        if r["aux_price"] is not None:
             prices.append(
                 f"{'stop' if 'STP' in r['order_type'] else 'aux'} {fcents(r['aux_price'])}"
             )
