@@ -29,9 +29,11 @@ from typing import Any, Final, Literal
 import anyio
 import msgspec
 
-__all__ = ["AuditEvent", "AuditLog", "read_audit_tail", "scrub"]
+__all__ = ["AuditEvent", "AuditLog", "read_audit_state", "read_audit_tail", "scrub"]
 
-AuditEvent = Literal["preview", "submit", "status", "fill", "cancel", "refusal", "reconcile"]
+AuditEvent = Literal[
+    "preview", "submit", "status", "fill", "cancel", "refusal", "reconcile", "stop_follow"
+]
 
 _SECRET_KEY: Final = re.compile(
     r"token|secret|passw|authori[sz]ation|api[_-]?key|cookie|credential", re.IGNORECASE
@@ -156,3 +158,8 @@ def _read_tail(path: Path, max_bytes: int) -> list[dict[str, Any]]:
 async def read_audit_tail(path: Path, *, max_bytes: int = 4 * 1024 * 1024) -> list[dict[str, Any]]:
     """The records in the last ``max_bytes`` of the log, oldest first (torn lines skipped)."""
     return await anyio.to_thread.run_sync(_read_tail, Path(path), max_bytes)
+
+
+async def read_audit_state(path: Path) -> list[dict[str, Any]]:
+    """The records a restart replays, oldest first."""
+    return await read_audit_tail(path)

@@ -77,7 +77,6 @@ from sumppump.messages.execution import (
     CancelByRef,
     CancelResult,
     ChangeDetails,
-    CreatePreview,
     DeclinePreview,
     ExecutePreview,
     ExecutionRefused,
@@ -101,11 +100,12 @@ from sumppump.messages.risk import (
     StrikeSuggestions,
     SuggestStrikes,
 )
-from sumppump.previews import snapshot_quotes
 from sumppump.settings import Settings
 from sumppump.strategies.analysis import StrategyAnalysis
 from sumppump.supervisor import Tree, build_tree
 from sumppump.ticket import chain_view, client_has_ui, install_views, ticket_view
+from sumppump.trading.account import accounts_kind
+from sumppump.trading.terms import open_terms
 
 __all__ = ["AccountKind", "LocalBearerToken", "Service", "create_app"]
 
@@ -340,11 +340,7 @@ class Service:
 
     @property
     def kind(self) -> AccountKind:
-        if self.simulated:
-            return "SIMULATED"
-        if not self.accounts:
-            return "UNKNOWN"
-        return "PAPER" if all(a.startswith("DU") for a in self.accounts) else "LIVE"
+        return accounts_kind(self.accounts, simulated=self.simulated) or "UNKNOWN"
 
     def ref(self, name: str) -> Ref:
         if self.failure is not None or self.tree is None:
@@ -1130,28 +1126,7 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             raise _refusal(reply.code, reply.message, reply.hint)
         done = _expect(reply, StrategyAnalysed)
         analysis = done.analysis
-        preview = await service.ask(
-            "execution",
-            CreatePreview(
-                order=done.order,
-                symbol=symbol,
-                kind="open",
-                strategy=strategy.replace("_", " "),
-                max_loss=analysis.max_loss_with_commission,
-                max_gain=analysis.max_gain,
-                breakevens=analysis.breakevens,
-                net_debit=analysis.limit_price,
-                quote_snapshot=snapshot_quotes(done.quote_snapshot),
-                underlying_price=done.quote_snapshot.underlying_mid,
-                epoch=done.epoch,
-                account_kind=done.account_kind,
-                min_tick=analysis.tick,
-                warnings=done.warnings,
-                commission=done.what_if_commission or analysis.commission.total,
-                shares_held_used=done.shares_held_used,
-                order_max_loss=done.order_max_loss,
-            ),
-        )
+        preview = await service.ask("execution", open_terms(done, strategy))
         if isinstance(preview, ExecutionRefused):
             raise _refusal(preview.code, preview.message, preview.hint)
         created = _expect(preview, PreviewCreated)

@@ -83,14 +83,12 @@ from sumppump.messages.risk import (
     StrikeSuggestions,
     SuggestStrikes,
 )
-from sumppump.previews import strategy_legs
 from sumppump.risk_checks import (
     CONTRACTS,
     WhatIfAccepted,
     WhatIfOutcome,
     WhatIfRejected,
     WhatIfUnavailable,
-    account_kind,
     check_contracts,
     check_funds,
     check_market_open,
@@ -114,6 +112,8 @@ from sumppump.strategies.analysis import (
 from sumppump.strategies.builders import BuiltStrategy, build_strategy, require_level2
 from sumppump.strategies.model import StrategyLeg, StrategyRefused
 from sumppump.strategies.search import ChainSlice, suggest
+from sumppump.trading.account import account_kind
+from sumppump.trading.prices import strategy_legs
 
 __all__ = ["RiskActor"]
 

@@ -24,7 +24,8 @@ from sumppump.messages.execution import (
     PreviewCreated,
 )
 from sumppump.messages.risk import AnalyseStrategy, StrategyAnalysed
-from sumppump.previews import new_preview_id, snapshot_quotes
+from sumppump.trading.previews import new_preview_id
+from sumppump.trading.prices import snapshot_quotes
 from sumppump.tws_sim import SimTWS
 from tests.actors.test_execution_support import (
     ACCOUNT,
