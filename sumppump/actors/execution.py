@@ -1,10 +1,12 @@
 """The execution actor: the I/O around the pure order core :mod:`sumppump.trading`. The
 protocol and every refusal path are documented in :mod:`sumppump.messages.execution`.
 
-Each request handler reads as *gather → decide → apply → reply*: it asks connection, chain
-cache or risk (the only awaits), hands what it read to a pure function of ``trading`` (the
-execute gate, the close/modify/roll planners, the stops), and applies the decision to its state
-(the preview store and the order ledger) and the audit log.
+Each request handler reads as *gather → decide → apply → reply*: it reads from connection,
+chain cache or risk (:class:`~sumppump.actors.trading_reads.TradingReads`, the only awaits
+besides the audit log), hands what it read to a pure function of ``trading`` (the execute gate,
+the close/modify/roll planners, the stops), applies the decision to its state (the preview store
+and the order ledger) and writes the audit lines (:class:`~sumppump.actors.order_journal.
+OrderJournal`).
 
 Safety properties (each one tested against the simulated TWS):
 
@@ -35,56 +37,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any, Final, assert_never
+from collections.abc import Awaitable, Callable
+from typing import Final, assert_never
 
 import anyio
 import msgspec
 
+from sumppump.actors.order_journal import OrderJournal
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
+from sumppump.actors.trading_reads import TradingReads, risk_via_actor
 from sumppump.audit import AuditLog, read_audit_state
+from sumppump.messages import execution as ex
 from sumppump.messages.base import Message, Reply
-from sumppump.messages.chain_cache import GetLegQuotes, LegKey, LegQuotes, SymbolSwitched
-from sumppump.messages.common import NotConnected, Ping, Pong, Quote
-from sumppump.messages.connection import (
-    ConnectionDown,
-    ConnectionState,
-    ConnectionUp,
-    FetchPositions,
-    GetConnectionState,
-    PositionInfo,
-    Positions,
-)
+from sumppump.messages.chain_cache import SymbolSwitched
+from sumppump.messages.common import NotConnected, Ping, Pong
+from sumppump.messages.connection import ConnectionDown, ConnectionState, ConnectionUp
 from sumppump.messages.errors import ErrorCode
-from sumppump.messages.execution import (
-    AccountKind,
-    ApprovalContext,
-    BreakerState,
-    CancelByRef,
-    CancelResult,
-    CreatePreview,
-    DeclinePreview,
-    ExecutePreview,
-    ExecutionRefused,
-    ExecutionRequest,
-    Fills,
-    GetBreaker,
-    GetFills,
-    GetOrderOutcome,
-    GetOrderStatus,
-    OrderSubmitted,
-    OutcomeUnknown,
-    PrepareClose,
-    PrepareModify,
-    PrepareRoll,
-    PrepareStopLoss,
-    PreviewCreated,
-    ResetBreaker,
-    StopLossPrompt,
-    Voided,
-    VoidSymbol,
-)
 from sumppump.messages.orders import (
     CancelOrder,
     CancelRequested,
@@ -99,35 +67,26 @@ from sumppump.messages.orders import (
     OrderUnacknowledged,
     PlaceOrder,
 )
-from sumppump.messages.risk import (
-    AnalyseStrategy,
-    RecheckOrder,
-    RecheckResult,
-    RiskRejected,
-    StrategyAnalysed,
-)
 from sumppump.settings import Settings
-from sumppump.trading import changes, gate, stops
+from sumppump.trading import changes, gate, report, stops
 from sumppump.trading.account import account_kind
 from sumppump.trading.breaker import BREAKER_THRESHOLD, CircuitBreaker
-from sumppump.trading.confirm import money
 from sumppump.trading.gate import RiskVerdict
 from sumppump.trading.holdings import closing_legs
-from sumppump.trading.ledger import OrderLedger, OrderMeta, fill_info
+from sumppump.trading.ledger import OrderLedger, fill_info
 from sumppump.trading.outcome import outcome_words
 from sumppump.trading.previews import Preview, PreviewStore, is_preview_id
-from sumppump.trading.prices import option_leg_keys, price_multiplier
-from sumppump.trading.reconciliation import (
-    TrackedOrder,
-    apply_fill,
-    apply_status,
-    is_done,
-    reconcile,
+from sumppump.trading.prices import option_leg_keys
+from sumppump.trading.reconciliation import is_done
+from sumppump.trading.refusals import (
+    cancel_failed,
+    cancel_refusal,
+    refused,
+    rejected,
+    tombstone_refusal,
 )
-from sumppump.trading.refusals import not_connected, refused, tombstone_refusal
-from sumppump.trading.report import order_outcome, status_report
 from sumppump.trading.stops import suggest_stop
-from sumppump.trading.terms import fresh_terms, strategy_id
+from sumppump.trading.terms import fresh_terms
 
 __all__ = [
     "BREAKER_THRESHOLD",
@@ -145,19 +104,15 @@ log = logging.getLogger(__name__)
 ACK_WINDOW_S: Final = 20.0
 #: Kept from the caller's deadline to build and send our own reply.
 REPLY_MARGIN_S: Final = 0.5
-#: The execute path's split of its caller's deadline (ExecutePreview asks for at least 15 s):
-#: the fresh quotes must leave 8 s for the risk re-check and the placement, the re-check must
-#: leave 6 s for the placement (the desk waits up to 5 s for TWS's acknowledgement).
-QUOTES_LEAVE_S: Final = 8.0
-RISK_LEAVES_S: Final = 6.0
 
 
 class ExecutionActor(Actor):
     """See the module docstring.
 
-    ``connection``, ``chain_cache`` and ``risk`` are the Refs it asks. ``mono``/``wall`` are the
-    preview clocks; ``ack_window`` how long a sent order may take to appear in TWS before
-    reconciliation calls it ``not_received``.
+    ``connection``, ``chain_cache`` and ``risk`` are the Refs it reads from. ``mono``/``wall``
+    are the preview clocks; ``ack_window`` how long a sent order may take to appear in TWS
+    before reconciliation calls it ``not_received``; ``refresh_interval`` how often working
+    orders are re-read from TWS (a safety net for events lost while the mailbox was full).
     """
 
     max_concurrency = 1
@@ -179,20 +134,18 @@ class ExecutionActor(Actor):
     ) -> None:
         self._settings = settings
         self._simulated = simulated
-        self._connection = connection
-        self._chain_cache = chain_cache
-        self._risk = risk
+        self._reads = TradingReads(connection, chain_cache, risk)
         self._breaker = breaker if breaker is not None else CircuitBreaker()
         redact = [settings.http_token] if settings.http_token else []
-        self._audit = audit if audit is not None else AuditLog(settings.audit_path, redact=redact)
-        self._owns_audit = audit is None
+        log_file = audit if audit is not None else AuditLog(settings.audit_path, redact=redact)
+        self._journal = OrderJournal(log_file, owned=audit is None)
         self._store = PreviewStore(settings.preview_ttl_s, mono=mono, wall=wall)
         self._ledger = OrderLedger()
         self._wall = wall
         self._ack_window = ack_window
         self._refresh_interval = refresh_interval
         self._fills: list[FillReported] = []
-        self._prompts: list[StopLossPrompt] = []
+        self._prompts: list[ex.StopLossPrompt] = []
         self._reconciled_epoch: int | None = None
         self._reconciling = False
         self._loaded = False
@@ -203,13 +156,19 @@ class ExecutionActor(Actor):
     # ------------------------------------------------------------------ lifecycle
 
     async def on_stop(self) -> None:
-        if self._owns_audit:
-            await self._audit.close()
+        await self._journal.close()
 
     async def background(self) -> None:
         """Replay the audit log into the ledger, then reconcile whenever woken (start,
         ConnectionUp, an order whose outcome is unknown, a young ``submitting`` order)."""
-        await self._load_journal()
+        try:
+            records = await read_audit_state(self._settings.audit_path)
+        except OSError:
+            log.exception("cannot read the audit log; reconciling from TWS only")
+            records = []
+        for pid, symbol in self._ledger.replay(records).used:
+            self._store.remember_used(pid, symbol)
+        self._loaded = True
         self._wake.set()
         async with anyio.create_task_group() as tg:
             while True:
@@ -221,8 +180,6 @@ class ExecutionActor(Actor):
                     log.exception("reconciliation failed; retrying")
                     retry_in = 1.0
                 if retry_in is None and self._ledger.any_open():
-                    # A safety net for events lost while the mailbox was full: working orders
-                    # are re-read from TWS now and then.
                     retry_in = self._refresh_interval
                 if retry_in is not None:
                     tg.start_soon(self._wake_later, retry_in)
@@ -231,21 +188,10 @@ class ExecutionActor(Actor):
         await anyio.sleep(delay)
         self._wake.set()
 
-    async def _load_journal(self) -> None:
-        try:
-            records = await read_audit_state(self._settings.audit_path)
-        except OSError:
-            log.exception("cannot read the audit log; reconciling from TWS only")
-            records = []
-        replayed = self._ledger.replay(records)
-        for pid, symbol in replayed.used:
-            self._store.remember_used(pid, symbol)
-        self._loaded = True
-
     # ------------------------------------------------------------------ dispatch
 
     async def handle(self, msg: Message) -> Reply | None:
-        if isinstance(msg, ExecutionRequest):
+        if isinstance(msg, ex.ExecutionRequest):
             return await self._dispatch(msg)
         match msg:
             case Ping():
@@ -267,140 +213,91 @@ class ExecutionActor(Actor):
                 pass
         return None
 
-    async def _dispatch(self, msg: ExecutionRequest) -> Reply:
+    async def _dispatch(self, msg: ex.ExecutionRequest) -> Reply:
         match msg:
-            case CreatePreview():
+            case ex.CreatePreview():
                 return await self._create(msg)
-            case PrepareStopLoss():
+            case ex.PrepareStopLoss():
                 return await self._prepare_stop(msg)
-            case PrepareClose():
+            case ex.PrepareClose():
                 return await self._prepare_close(msg)
-            case PrepareModify():
+            case ex.PrepareModify():
                 return await self._prepare_modify(msg)
-            case PrepareRoll():
+            case ex.PrepareRoll():
                 return await self._prepare_roll(msg)
-            case ExecutePreview():
+            case ex.ExecutePreview():
                 return await self._execute(msg)
-            case GetOrderStatus():
-                return status_report(msg.order_ref, self._ledger.get(msg.order_ref))
-            case GetOrderOutcome():
+            case ex.GetOrderStatus():
+                return report.status_report(msg.order_ref, self._ledger.get(msg.order_ref))
+            case ex.GetOrderOutcome():
                 ref = msg.order_ref.strip()
-                return order_outcome(ref, self._ledger.get(ref), self._store.lookup(ref))
-            case CancelByRef():
-                return await self._cancel(msg.order_ref)
-            case GetFills():
+                return report.order_outcome(ref, self._ledger.get(ref), self._store.lookup(ref))
+            case ex.CancelByRef():
+                return await self._cancel(msg.order_ref.strip())
+            case ex.GetFills():
                 fills = tuple(fill_info(f) for f in self._fills if f.ts_init >= msg.since_ns)
                 prompts = tuple(self._prompts)
                 if msg.take_prompts:
                     self._prompts.clear()
-                return Fills(fills=fills, stop_loss_prompts=prompts)
-            case ResetBreaker():
+                return ex.Fills(fills=fills, stop_loss_prompts=prompts)
+            case ex.ResetBreaker():
                 self._breaker.reset()
-                await self._audit_safe("reconcile", order_ref="", action="breaker_reset")
+                await self._journal.line("reconcile", order_ref="", action="breaker_reset")
                 return self._breaker_state()
-            case GetBreaker():
+            case ex.GetBreaker():
                 return self._breaker_state()
-            case VoidSymbol(symbol=symbol):
+            case ex.VoidSymbol(symbol=symbol):
                 ids = self._store.void_symbol(symbol)
                 await self._void(ids, None)
-                return Voided(symbol=symbol.upper(), preview_ids=tuple(ids))
-            case DeclinePreview(preview_id=pid):
+                return ex.Voided(symbol=symbol.upper(), preview_ids=tuple(ids))
+            case ex.DeclinePreview(preview_id=pid):
                 tomb = self._store.retire(pid.strip(), "declined")
                 if tomb is None:
-                    return Voided(symbol="", preview_ids=())
-                await self._audit_safe("preview", order_ref=tomb.preview_id, action="declined")
-                return Voided(symbol=tomb.symbol, preview_ids=(tomb.preview_id,))
+                    return ex.Voided(symbol="", preview_ids=())
+                await self._journal.line("preview", order_ref=tomb.preview_id, action="declined")
+                return ex.Voided(symbol=tomb.symbol, preview_ids=(tomb.preview_id,))
             case _:
                 assert_never(msg)
 
-    def _breaker_state(self) -> BreakerState:
-        b = self._breaker
-        return BreakerState(
-            open=b.open,
-            consecutive_rejections=b.consecutive,
-            threshold=b.threshold,
-            last_rejection=b.last_rejection,
-            ready=self._loaded and not self._reconciling and self._reconciled_epoch is not None,
-            reconciled_epoch=self._reconciled_epoch,
-        )
+    def _breaker_state(self) -> ex.BreakerState:
+        ready = self._loaded and not self._reconciling and self._reconciled_epoch is not None
+        return report.breaker_state(self._breaker, ready=ready, epoch=self._reconciled_epoch)
 
     async def _void(self, ids: list[str], current: str | None) -> None:
         for pid in ids:
-            await self._audit_safe(
+            await self._journal.line(
                 "preview", order_ref=pid, action="voided", switched_to=current or ""
             )
 
-    def _kind(self, account: str) -> AccountKind:
+    def _kind(self, account: str) -> ex.AccountKind:
         return account_kind(account, simulated=self._simulated)
 
     # ------------------------------------------------------------------ previews
 
-    async def _create(self, msg: CreatePreview, plan: changes.Plan | None = None) -> Reply:
-        """Store ``msg`` (an opening order joins the OCA group of stops it nets against; mode
-        ``tws`` stages it untransmitted) and audit the preview line."""
-        terms = msg
-        if terms.kind == "open" and not terms.order.oca_group:
-            order, joined = stops.joined_stop_group(self._ledger, terms.order)
-            terms = msgspec.structs.replace(terms, order=order, warnings=(*terms.warnings, *joined))
-        mode = self._settings.approval_mode
-        if mode == "tws":
-            terms = msgspec.structs.replace(
-                terms, order=msgspec.structs.replace(terms.order, transmit=False)
-            )
-        if not terms.order.transmit and mode != "tws":
-            return refused(
-                ErrorCode.INVALID_ARGUMENT,
-                "only approval mode 'tws' stages orders without transmitting them",
-                "leave transmit on",
-            )
+    async def _create(self, msg: ex.CreatePreview, plan: changes.Plan | None = None) -> Reply:
+        """Store ``msg`` as :func:`~sumppump.trading.stops.stored_terms` adjusts it (with the
+        stops ``plan`` takes along) and audit the preview line."""
+        terms = stops.stored_terms(msg, self._ledger, self._settings.approval_mode)
+        if isinstance(terms, ex.ExecutionRefused):
+            return terms
         try:
             preview = self._store.add(terms, follow_ups=plan.follow_ups if plan else ())
         except ValueError as exc:
             return refused(
                 ErrorCode.INVALID_ARGUMENT, f"this order cannot be previewed: {exc}", "fix it"
             )
-        await self._audit_preview(preview)
-        return self._created(preview)
-
-    async def _audit_preview(self, preview: Preview, **extra: Any) -> None:
-        terms = preview.terms
-        await self._audit_safe(
-            "preview",
-            order_ref=preview.preview_id,
-            symbol=preview.symbol,
-            kind=preview.kind,
-            order=preview.order,
-            max_loss=terms.max_loss,
+        await self._journal.preview(
+            preview,
             net_debit=terms.net_debit,
             epoch=terms.epoch,
             digest=preview.digest,
             expires_at=preview.expires_at,
-            confirm_text=preview.confirm_text,
-            **extra,
         )
+        return report.preview_created(preview, self._store.remaining_s(preview))
 
-    def _created(self, preview: Preview, notes: tuple[str, ...] = ()) -> PreviewCreated:
-        terms = preview.terms
-        return PreviewCreated(
-            preview_id=preview.preview_id,
-            confirm_text=preview.confirm_text,
-            expires_at=preview.expires_at,
-            expires_in_s=round(self._store.remaining_s(preview), 3),
-            order=preview.order,
-            kind=preview.kind,
-            symbol=preview.symbol,
-            max_loss=terms.max_loss,
-            max_gain=terms.max_gain,
-            breakevens=terms.breakevens,
-            net_debit=terms.net_debit,
-            account_kind=terms.account_kind,
-            digest=preview.digest,
-            notes=(*terms.warnings, *notes),
-            details=terms.details,
-            replaces_order_ref=terms.replaces_order_ref,
-        )
-
-    async def _fresh_preview(self, old: Preview, moved: gate.PriceMoved) -> PreviewCreated | None:
+    async def _fresh_preview(
+        self, old: Preview, moved: gate.PriceMoved
+    ) -> ex.PreviewCreated | None:
         """The same order at the current mid (:func:`~sumppump.trading.terms.fresh_terms`),
         superseding ``old``; its follow-ups move along."""
         terms = fresh_terms(old.terms, moved.now_mid, moved.quotes)
@@ -411,46 +308,29 @@ class ExecutionActor(Actor):
             preview = self._store.add(terms, follow_ups=old.follow_ups)
         except ValueError:
             return None
-        await self._audit_safe(
-            "preview",
-            order_ref=preview.preview_id,
-            symbol=preview.symbol,
-            kind=preview.kind,
-            order=preview.order,
-            max_loss=terms.max_loss,
-            supersedes=old.preview_id,
-            confirm_text=preview.confirm_text,
-        )
-        loss = terms.max_loss
-        return self._created(
-            preview,
-            notes=(
-                f"fresh preview after the price moved; max loss now {money(loss)}"
-                if loss is not None
-                else "fresh preview after the price moved",
-                "breakevens moved too: run calculate_strategy for the full analysis",
-            ),
-        )
+        await self._journal.preview(preview, supersedes=old.preview_id)
+        notes = report.fresh_notes(terms.max_loss)
+        return report.preview_created(preview, self._store.remaining_s(preview), notes)
 
     # ------------------------------------------------------------------ execute
 
-    async def _execute(self, msg: ExecutePreview) -> Reply:
+    async def _execute(self, msg: ex.ExecutePreview) -> Reply:
         checked = await self._precheck(msg)
-        if isinstance(checked, ExecutionRefused):
-            await self._audit_refusal(msg.preview_id, checked)
+        if isinstance(checked, ex.ExecutionRefused):
+            await self._journal.refusal(msg.preview_id, checked)
             return checked
         async with self._order_lock:
             # Single use: the claim re-checks expiry; nothing awaits between it and the mark.
             claimed = self._store.claim(checked.preview_id)
             if not isinstance(claimed, Preview):
                 answer = tombstone_refusal(msg.preview_id, claimed)
-                await self._audit_refusal(msg.preview_id, answer)
+                await self._journal.refusal(msg.preview_id, answer)
                 return answer
             if claimed.kind == "modify":
                 return await self._submit_modify(claimed, msg.approval)
             return await self._submit(claimed, msg.approval)
 
-    async def _precheck(self, msg: ExecutePreview) -> Preview | ExecutionRefused:
+    async def _precheck(self, msg: ex.ExecutePreview) -> Preview | ex.ExecutionRefused:
         """The gate's rungs in the documented order, with the reads between them."""
         pid = msg.preview_id.strip()
         preview = gate.admit(
@@ -464,9 +344,9 @@ class ExecutionActor(Actor):
             ready=self._loaded and not self._reconciling,
             used_outcome=outcome_words(self._ledger.get(pid)),
         )
-        if isinstance(preview, ExecutionRefused):
+        if isinstance(preview, ex.ExecutionRefused):
             return preview
-        state = await self._connection_state()
+        state = await self._reads.connection_state()
         refusal = gate.check_connection(
             preview, state, reconciled_epoch=self._reconciled_epoch, store=self._store
         )
@@ -474,80 +354,34 @@ class ExecutionActor(Actor):
             if refusal.reason == "reconciling":
                 self._wake.set()
             return refusal
-        if self._chain_cache is None:
-            return refused(
-                ErrorCode.NO_MARKET_DATA,
-                "no quote source is wired; the price check cannot run",
-                "this is a set-up error; nothing was sent",
-                reason="no_quote_source",
-                order_ref=pid,
-            )
-        try:
-            reply: object = await self._chain_cache.call(
-                GetLegQuotes(symbol=preview.symbol, legs=option_leg_keys(preview.order.legs)),
-                timeout=max(0.5, min(10.0, remaining_budget(10.0) - QUOTES_LEAVE_S)),
-            )
-        except (ActorDown, CallTimeout) as exc:
-            reply = str(exc)
+        quotes = await self._reads.fresh_quotes(preview)
+        if isinstance(quotes, ex.ExecutionRefused):
+            return quotes
         market = gate.check_market(
-            preview, reply, max_slippage=self._settings.max_slippage, store=self._store
+            preview, quotes, max_slippage=self._settings.max_slippage, store=self._store
         )
         if isinstance(market, gate.PriceMoved):
             return gate.price_moved(preview, market, await self._fresh_preview(preview, market))
-        if isinstance(market, ExecutionRefused):
+        if isinstance(market, ex.ExecutionRefused):
             return market
-        budget = max(0.5, min(5.0, remaining_budget(11.0) - RISK_LEAVES_S))
-        verdict = await risk_via_actor(self._risk, preview, budget, market)
+        verdict = await self._reads.recheck(preview, market)
         return gate.risk_refusal(preview, verdict, self._store) or preview
 
     # ------------------------------------------------------------------ submission
 
-    async def _write_ahead(
-        self, ref: str, preview: Preview, **fields: Any
-    ) -> ExecutionRefused | None:
-        """The fsync-ed ``submit`` line; a refusal (nothing sent) when it cannot be written."""
-        try:
-            await self._audit.write(
-                "submit", order_ref=ref, symbol=preview.symbol, digest=preview.digest, **fields
-            )
-        except OSError as exc:
-            log.error("audit write failed; order %s not sent: %s", ref, exc)
-            return refused(
-                ErrorCode.SERVICE_UNAVAILABLE,
-                f"the audit log cannot be written ({exc}); nothing was sent",
-                f"fix {self._settings.audit_path} and make a fresh preview",
-                reason="audit_failed",
-                order_ref=preview.preview_id,
-            )
-        return None
-
-    async def _submit(self, preview: Preview, approval: ApprovalContext) -> Reply:
+    async def _submit(self, preview: Preview, approval: ex.ApprovalContext) -> Reply:
         ref = preview.preview_id
         if not preview.intact() or preview.order.order_ref != ref:  # pragma: no cover
             return refused(
-                ErrorCode.PREVIEW_UNKNOWN,
-                "integrity check failed",
-                "make a fresh preview",
-                order_ref=ref,
+                ErrorCode.PREVIEW_UNKNOWN, "integrity check failed", "make a fresh preview"
             )
-        terms = preview.terms
-        failed = await self._write_ahead(
-            ref,
-            preview,
-            kind=preview.kind,
-            order=preview.order,
-            meta=OrderMeta.of(terms),
-            epoch=terms.epoch,
-            account_kind=terms.account_kind,
-            state="submitting",
-            approval=approval.description,
-        )
+        failed = await self._write_ahead(preview, self._journal.write_ahead(preview, approval))
         if failed is not None:
             return failed
-        self._ledger.submit(terms, follow_ups=preview.follow_ups, at=self._wall())
+        self._ledger.submit(preview.terms, follow_ups=preview.follow_ups, at=self._wall())
         return await self._send(ref, preview, PlaceOrder(spec=preview.order))
 
-    async def _submit_modify(self, preview: Preview, approval: ApprovalContext) -> Reply:
+    async def _submit_modify(self, preview: Preview, approval: ex.ApprovalContext) -> Reply:
         """``kind="modify"``: re-send the working order ``replaces_order_ref`` under its own IB
         id and orderRef with the previewed terms (``ModifyOrder``)."""
         target_ref = preview.terms.replaces_order_ref
@@ -561,227 +395,130 @@ class ExecutionActor(Actor):
                 reason="not_modifiable",
                 order_ref=preview.preview_id,
             )
-            await self._audit_refusal(preview.preview_id, refusal)
+            await self._journal.refusal(preview.preview_id, refusal)
             return refusal
-        spec = msgspec.structs.replace(preview.order, order_ref=target_ref)
-        failed = await self._write_ahead(
-            target_ref,
-            preview,
-            kind="modify",
-            preview_id=preview.preview_id,
-            order=spec,
-            order_id=order_id,
-            state=target.state,
-            approval=approval.description,
-        )
+        written = self._journal.write_ahead_change(target, order_id, preview, approval)
+        failed = await self._write_ahead(preview, written)
         if failed is not None:
             return failed
+        spec = msgspec.structs.replace(preview.order, order_ref=target_ref)
         return await self._send(target_ref, preview, ModifyOrder(order_id=order_id, spec=spec))
+
+    async def _write_ahead(
+        self, preview: Preview, written: Awaitable[None]
+    ) -> ex.ExecutionRefused | None:
+        """Await the fsync-ed ``submit`` line; a refusal (nothing sent) when it failed."""
+        try:
+            await written
+        except OSError as exc:
+            log.error("audit write failed; order %s not sent: %s", preview.preview_id, exc)
+            return refused(
+                ErrorCode.SERVICE_UNAVAILABLE,
+                f"the audit log cannot be written ({exc}); nothing was sent",
+                f"fix {self._settings.audit_path} and make a fresh preview",
+                reason="audit_failed",
+                order_ref=preview.preview_id,
+            )
+        return None
 
     async def _send(self, ref: str, preview: Preview, request: PlaceOrder | ModifyOrder) -> Reply:
         timeout = max(1.0, remaining_budget(20.0) - REPLY_MARGIN_S)
         try:
-            reply = await self._connection.call(request, timeout=timeout)
+            reply = await self._reads.connection.call(request, timeout=timeout)
         except (ActorDown, CallTimeout) as exc:
             return await self._unknown(ref, f"{type(exc).__name__}: {exc}")
-        return await self._placed(preview, reply, ref)
-
-    async def _placed(self, preview: Preview, reply: Reply, ref: str) -> Reply:
-        """Turn the order desk's answer into ours (``ref``: the order it concerns)."""
-        record = self._ledger.get(ref)
-        assert record is not None  # recorded before sending
         match reply:
             case OrderPlaced():
                 self._breaker.accepted()
-                if preview.kind == "modify" and record.spec is not None:
+                if preview.kind == "modify":
                     self._ledger.adopt_change(ref, preview.terms)
-                record.advance(
-                    apply_status(
-                        record.tracked,
-                        status=reply.status,
-                        filled=reply.filled,
-                        remaining=reply.remaining,
-                        avg_fill_price=reply.avg_fill_price,
-                        order_id=reply.order_id,
-                        perm_id=reply.perm_id,
-                    )
-                )
-                await self._audit_order("status", record.tracked)
+                record = self._ledger.placed(ref, reply)
+                await self._journal.order("status", record.tracked)
                 await self._follow_stops(ref)
                 prompt = stops.stop_loss_prompt(self._ledger, record)
-                waiting = not preview.order.transmit
-                tracked = record.tracked
-                return OrderSubmitted(
-                    order_ref=ref,
-                    order_id=reply.order_id,
-                    perm_id=reply.perm_id,
-                    status=reply.status,
-                    filled=tracked.filled,
-                    remaining=reply.remaining,
-                    avg_fill_price=tracked.avg_fill_price,
-                    fills=tuple(fill_info(f) for f in tracked.fills),
-                    stop_loss_prompt=prompt,
-                    waiting_for_tws_transmit=waiting,
-                    account_kind=preview.terms.account_kind,
-                    symbol=preview.symbol,
-                    confirm_text=preview.confirm_text,
-                    message=(
-                        "The order waits in TWS: press Transmit there to send it."
-                        if waiting
-                        else f"Order {ref} is {reply.status}."
-                    ),
-                )
+                return report.order_submitted(preview, record, reply, prompt)
             case OrderRejected():
                 if reply.code != 0:
                     self._breaker.rejected(f"{reply.code}: {reply.message}")
                 if preview.kind == "modify":
                     # A refused change leaves the working order as it was.
-                    await self._audit_safe(
+                    await self._journal.line(
                         "status", order_ref=ref, modify_rejected=reply.code, text=reply.message
                     )
                 else:
-                    record.advance(
-                        replace(
-                            record.tracked,
-                            state="rejected",
-                            status="Rejected",
-                            message=f"{reply.code}: {reply.message}",
-                        )
-                    )
-                    await self._audit_order(
+                    record = self._ledger.rejected(ref, reply)
+                    await self._journal.order(
                         "status", record.tracked, code=reply.code, text=reply.message
                     )
-                refusal = refused(
-                    ErrorCode.ORDER_REJECTED,
-                    f"IB rejected the order ({reply.code}): {reply.message}"
-                    if reply.code
-                    else f"the order was refused before sending: {reply.message}",
-                    "read the reason; make a new preview once it is addressed",
-                    reason="rejected",
-                    order_ref=ref,
-                )
-                await self._audit_refusal(ref, refusal)
+                refusal = rejected(ref, reply)
+                await self._journal.refusal(ref, refusal)
                 return refusal
             case OrderUnacknowledged():
-                record.tracked = replace(record.tracked, order_id=reply.order_id)
+                self._ledger.acknowledge_missing(ref, reply.order_id)
                 return await self._unknown(ref, "TWS did not acknowledge the order in time")
             case _:
                 return await self._unknown(ref, f"unexpected answer {type(reply).__name__}")
 
-    async def _follow_stops(self, ref: str) -> None:
-        """Once the close or roll ``ref`` is done, cancel or shrink the stops it was planned
-        to take along that do not share its OCA group (the preview listed them). Each step is
-        audited; a failure is logged and left for the person (get_open_orders shows it)."""
-        plan = self._ledger.take_follow_ups(ref)
-        order = self._ledger.get(ref)
-        for step in plan:
-            stop = self._ledger.get(step.stop_ref)
-            if order is None or stop is None or stop.spec is None or not stop.working:
-                continue
-            order_id = stop.tracked.order_id
-            if order_id is None:
-                continue
-            left = round(stop.spec.quantity - step.per_unit * order.tracked.filled)
-            reply: Reply | None
-            try:
-                if left <= stop.tracked.filled + 1e-9:
-                    reply = await self._connection.call(
-                        CancelOrder(order_ref=step.stop_ref), timeout=5.0
-                    )
-                    action = "cancel"
-                else:
-                    smaller = msgspec.structs.replace(stop.spec, quantity=left)
-                    reply = await self._connection.call(
-                        ModifyOrder(order_id=order_id, spec=smaller), timeout=10.0
-                    )
-                    if isinstance(reply, OrderPlaced):
-                        stop.spec = smaller
-                    action = f"reduce to {left}"
-            except (ActorDown, CallTimeout) as exc:
-                log.error("stop %s could not follow %s: %s", step.stop_ref, ref, exc)
-                action, reply = "failed", None
-            await self._audit_safe(
-                "stop_follow",
-                order_ref=step.stop_ref,
-                after=ref,
-                action=action,
-                answer=type(reply).__name__,
-            )
-
-    async def _unknown(self, ref: str, cause: str) -> OutcomeUnknown:
+    async def _unknown(self, ref: str, cause: str) -> ex.OutcomeUnknown:
         log.warning("order %s: outcome unknown (%s); reconciling, never retrying", ref, cause)
-        await self._audit_safe("status", order_ref=ref, state="submitting", outcome="unknown")
+        await self._journal.line("status", order_ref=ref, state="submitting", outcome="unknown")
         self._wake.set()
-        return OutcomeUnknown(
+        return ex.OutcomeUnknown(
             order_ref=ref,
             message=f"the order may or may not have reached IB: {cause}",
             hint=f"it is never sent again; ask get_order_status for {ref} in a moment",
         )
 
+    async def _follow_stops(self, ref: str) -> None:
+        """Once the close or roll ``ref`` is done, cancel or shrink the stops it was planned
+        to take along that do not share its OCA group (the preview listed them). Each step is
+        audited; a failure is logged and left for the person (get_open_orders shows it)."""
+        for step in stops.follow_steps(self._ledger, ref):
+            stop = step.stop
+            reply: Reply | None = None
+            try:
+                if step.smaller is None:
+                    reply = await self._reads.connection.call(
+                        CancelOrder(order_ref=stop.ref), timeout=5.0
+                    )
+                    action = "cancel"
+                else:
+                    reply = await self._reads.connection.call(
+                        ModifyOrder(order_id=step.order_id, spec=step.smaller), timeout=10.0
+                    )
+                    if isinstance(reply, OrderPlaced):
+                        stop.spec = step.smaller
+                    action = f"reduce to {step.smaller.quantity}"
+            except (ActorDown, CallTimeout) as exc:
+                log.error("stop %s could not follow %s: %s", stop.ref, ref, exc)
+                action = "failed"
+            await self._journal.line(
+                "stop_follow",
+                order_ref=stop.ref,
+                after=ref,
+                action=action,
+                answer=type(reply).__name__,
+            )
+
     # ------------------------------------------------------------------ events
 
     async def _on_status(self, event: OrderStatusChanged) -> None:
-        ref = event.order_ref
-        if not is_preview_id(ref):
-            return
-        record = self._ledger.get(ref)
-        current = (
-            record.tracked if record else TrackedOrder(order_ref=ref, symbol="", state="working")
-        )
-        updated = apply_status(
-            current,
-            status=event.status,
-            filled=event.filled,
-            remaining=event.remaining,
-            avg_fill_price=event.avg_fill_price,
-            order_id=event.order_id,
-            perm_id=event.perm_id,
-            message=event.error_message,
-        )
-        if not self._ledger.update(updated):
-            return
-        await self._applied(ref, "status")
+        updated = self._ledger.on_status(event) if is_preview_id(event.order_ref) else None
+        if updated is not None:
+            await self._journal.order("status", updated)
+            await self._after_change(event.order_ref)
 
     async def _on_fill(self, event: FillReported) -> None:
-        ref = event.order_ref
-        if not is_preview_id(ref):
-            return
-        record = self._ledger.get(ref)
-        current = (
-            record.tracked
-            if record
-            else TrackedOrder(order_ref=ref, symbol=event.symbol, state="working")
-        )
-        if event.exec_id in current.exec_ids:
-            return
-        self._ledger.update(apply_fill(current, event))
-        self._fills.append(event)
-        await self._applied(ref, "fill", fill=event)
+        updated = self._ledger.on_fill(event) if is_preview_id(event.order_ref) else None
+        if updated is not None:
+            self._fills.append(event)
+            await self._journal.fill(event, updated)
+            await self._after_change(event.order_ref)
 
-    async def _applied(self, ref: str, event: str, fill: FillReported | None = None) -> None:
-        """An order changed: audit it, prompt for a stop after a fill, follow its stops."""
+    async def _after_change(self, ref: str) -> None:
+        """An order moved: prompt for a stop after a fill, follow its stops when done."""
         record = self._ledger.get(ref)
         assert record is not None
-        tracked = record.tracked
-        if fill is None:
-            await self._audit_order(event, tracked)
-        else:
-            await self._audit_safe(
-                "fill",
-                order_ref=ref,
-                symbol=fill.symbol,
-                exec_id=fill.exec_id,
-                con_id=fill.con_id,
-                side=fill.side,
-                shares=fill.shares,
-                price=fill.price,
-                cum_qty=fill.cum_qty,
-                avg_price=fill.avg_price,
-                time=fill.time,
-                order_id=fill.order_id,
-                state=tracked.state,
-                filled=tracked.filled,
-            )
         prompt = stops.stop_loss_prompt(self._ledger, record)
         if prompt is not None:
             self._prompts.append(prompt)
@@ -792,422 +529,167 @@ class ExecutionActor(Actor):
     async def _reconcile_once(self) -> float | None:
         """Fetch the order book and adopt it. Returns seconds until another pass is needed
         (not connected, a young ``submitting`` order), or ``None``."""
-        state = await self._connection_state()
+        state = await self._reads.connection_state()
         if not isinstance(state, ConnectionState) or state.state != "connected":
             return 0.5  # a ConnectionUp wakes us sooner; polling covers one sent before start
-        ack_window = self._ack_window
         # Only a pass that gates orders (first after start or a reconnect) makes execute wait.
         self._reconciling = self._reconciled_epoch != state.epoch
         try:
             async with self._order_lock:
                 try:
-                    book = await self._connection.call(FetchOrderBook(), timeout=10.0)
+                    book = await self._reads.connection.call(FetchOrderBook(), timeout=10.0)
                 except (ActorDown, CallTimeout) as exc:
                     log.warning("reconciliation: order book unavailable (%s)", exc)
                     return 1.0
                 if not isinstance(book, OrderBook):
                     log.warning("reconciliation: %s", type(book).__name__)
                     return 1.0
-                now = self._wall()
-                # A ref sent moments ago may still be on its way to TWS: not judged yet.
-                tracked = self._ledger.tracked()
-                young = {
-                    r.ref
-                    for r in self._ledger
-                    if r.state == "submitting" and now - r.submitted_at < ack_window
-                }
-                result = reconcile({k: v for k, v in tracked.items() if k not in young}, book)
-                found = reconcile({k: tracked[k] for k in young}, book)
-                # Audited below: what reconciliation found changed and the ledger adopted.
-                changed = [
-                    ref
-                    for ref in result.changed
-                    if ref not in young and self._ledger.update(result.orders[ref])
-                ]
-                changed += [
-                    ref
-                    for ref in found.changed
-                    if found.orders[ref].state != "not_received"
-                    and self._ledger.update(found.orders[ref])
-                ]
-                # The rest is adopted silently (the ``reconciled`` flag, ids IB filled in).
-                for ref, order in (*result.orders.items(), *found.orders.items()):
-                    if ref not in changed and (ref not in young or order.state != "not_received"):
-                        self._ledger.update(order)
+                adopted = self._ledger.adopt(book, now=self._wall(), ack_window=self._ack_window)
                 self._reconciled_epoch = state.epoch
                 self.reconciliations += 1
         finally:
             self._reconciling = False
-        self._fills.extend((*result.missed_fills, *found.missed_fills))
-        for ref in changed:
+        self._fills.extend(adopted.missed_fills)
+        for ref in adopted.changed:
             record = self._ledger.get(ref)
             assert record is not None
-            await self._audit_order("reconcile", record.tracked)
-            prompt = stops.stop_loss_prompt(self._ledger, record)
-            if prompt is not None:
-                self._prompts.append(prompt)
-            await self._follow_stops(ref)
-        for ref in result.duplicates:
+            await self._journal.order("reconcile", record.tracked)
+            await self._after_change(ref)
+        for ref in adopted.duplicates:
             log.error("two IB orders carry order_ref %s", ref)
-            await self._audit_safe("reconcile", order_ref=ref, duplicate=True)
-        waiting = [
-            r.submitted_at for r in self._ledger if r.ref in young and r.state == "submitting"
-        ]
-        if waiting:
-            return max(0.05, ack_window - (now - min(waiting)) + 0.05)
-        return None
+            await self._journal.line("reconcile", order_ref=ref, duplicate=True)
+        return adopted.retry_in
 
     # ------------------------------------------------------------------ cancel
 
     async def _cancel(self, ref: str) -> Reply:
-        ref = ref.strip()
-        if not is_preview_id(ref):
-            return refused(
-                ErrorCode.INVALID_ARGUMENT,
-                f"{ref!r} is not an order placed by SumpPump",
-                "use the order_ref from execute_trade or get_open_orders",
-                order_ref=ref,
-            )
         known = self._ledger.get(ref)
-        if known is not None and is_done(known.state):
-            return refused(
-                ErrorCode.INVALID_ARGUMENT,
-                f"order {ref} is {known.state}; there is nothing to cancel",
-                "get_open_orders lists what is still working",
-                reason="done",
-                order_ref=ref,
-            )
+        refusal = cancel_refusal(ref, is_preview_id(ref), known.state if known else None)
+        if refusal is not None:
+            return refusal
         try:
-            reply = await self._connection.call(
+            reply = await self._reads.connection.call(
                 CancelOrder(order_ref=ref), timeout=max(1.0, remaining_budget(8.0) - 0.5)
             )
         except (ActorDown, CallTimeout) as exc:
             return await self._unknown(ref, f"the cancel request ended in {type(exc).__name__}")
         match reply:
-            case CancelRequested():
-                await self._audit_safe(
-                    "cancel", order_ref=ref, order_id=reply.order_id, status=reply.status
+            case CancelRequested(order_id=order_id, status=status):
+                await self._journal.line("cancel", order_ref=ref, order_id=order_id, status=status)
+                self._ledger.cancel_requested(ref, reply)
+                message = f"cancel requested; the order is {status}"
+                return ex.CancelResult(
+                    order_ref=ref, order_id=order_id, status=status, message=message
                 )
-                if known is not None:
-                    t = known.tracked
-                    known.advance(
-                        apply_status(
-                            t,
-                            status=reply.status,
-                            filled=t.filled,
-                            remaining=t.remaining,
-                            avg_fill_price=t.avg_fill_price,
-                            order_id=reply.order_id,
-                        )
-                    )
-                return CancelResult(
-                    order_ref=ref,
-                    order_id=reply.order_id,
-                    status=reply.status,
-                    message=f"cancel requested; the order is {reply.status}",
-                )
-            case OrderRejected():
-                refusal = refused(
-                    ErrorCode.INVALID_ARGUMENT if reply.code == 0 else ErrorCode.ORDER_REJECTED,
-                    f"cancel refused: {reply.message}",
-                    "get_open_orders lists what is still working",
-                    reason="cancel_refused",
-                    order_ref=ref,
-                )
-                await self._audit_refusal(ref, refusal)
+            case OrderRejected() | NotConnected():
+                refusal = cancel_failed(ref, reply)
+                if isinstance(reply, OrderRejected):
+                    await self._journal.refusal(ref, refusal)
                 return refusal
-            case NotConnected():
-                return refused(
-                    ErrorCode.NOT_CONNECTED,
-                    f"not connected to TWS: {reply.reason}",
-                    "cancel in TWS directly, or retry once connected",
-                    order_ref=ref,
-                )
             case _:
                 return await self._unknown(ref, f"unexpected answer {type(reply).__name__}")
 
     # ------------------------------------------------------------------ stops and changes
 
-    async def _prepare_stop(self, msg: PrepareStopLoss) -> Reply:
+    async def _prepare_stop(self, msg: ex.PrepareStopLoss) -> Reply:
         symbol = msg.symbol.strip().upper()
         problem = stops.check_stop_request(msg)
         if problem is not None:
             return problem
-        found = await self._epoch_and_positions(symbol)
-        if isinstance(found, ExecutionRefused):
+        found = await self._reads.positions(symbol)
+        if isinstance(found, ex.ExecutionRefused):
             return found
         epoch, held = found
-        target = stops.choose_position(msg, held, self._ledger, symbol)
-        if isinstance(target, ExecutionRefused):
+        chosen = stops.choose_position(msg, held, self._ledger, symbol)
+        if isinstance(chosen, ex.ExecutionRefused):
+            return chosen
+        target = stops.stop_target(msg, chosen, self._ledger)
+        if isinstance(target, ex.ExecutionRefused):
             return target
-        if isinstance(target, PositionInfo):
-            single = stops.single_stop(msg, target)
-            if isinstance(single, ExecutionRefused):
-                return single
-            quotes = await self._quotes_for(msg.symbol, single.keys)
-            if isinstance(quotes, ExecutionRefused):
-                return quotes
-            terms = stops.plan_single_stop(
-                single, quotes, self._ledger, epoch=epoch, account_kind=self._kind(target.account)
-            )
-        else:
-            combo = stops.combo_stop(msg, *target, self._ledger)
-            quotes = await self._quotes_for(combo.spec.symbol, option_leg_keys(combo.spec.legs))
-            if isinstance(quotes, ExecutionRefused):
-                return quotes
-            terms = stops.plan_combo_stop(
-                combo,
-                quotes,
-                self._ledger,
-                epoch=epoch,
-                account_kind=self._kind(combo.spec.account),
-            )
-        return terms if isinstance(terms, ExecutionRefused) else await self._create(terms)
+        quotes = await self._reads.quotes(target.symbol, target.keys)
+        if isinstance(quotes, ex.ExecutionRefused):
+            return quotes
+        kind = self._kind(target.account)
+        terms = stops.plan_stop(target, quotes, self._ledger, epoch=epoch, account_kind=kind)
+        return terms if isinstance(terms, ex.ExecutionRefused) else await self._create(terms)
 
-    async def _prepare_close(self, msg: PrepareClose) -> Reply:
+    async def _prepare_close(self, msg: ex.PrepareClose) -> Reply:
         symbol = msg.symbol.strip().upper()
-        if msg.quantity is not None and msg.quantity < 1:
-            return refused(ErrorCode.INVALID_ARGUMENT, "quantity must be at least 1", "or omit it")
-        found = await self._epoch_and_positions(symbol)
-        if isinstance(found, ExecutionRefused):
+        problem = changes.check_close_request(msg)
+        if problem is not None:
+            return problem
+        found = await self._reads.positions(symbol)
+        if isinstance(found, ex.ExecutionRefused):
             return found
         epoch, held = found
         target = changes.close_target(msg, symbol, held, self._ledger)
-        if isinstance(target, ExecutionRefused):
+        if isinstance(target, ex.ExecutionRefused):
             return target
-        quotes = await self._quotes_for(symbol, option_leg_keys(target.legs))
-        if isinstance(quotes, ExecutionRefused):
+        quotes = await self._reads.quotes(symbol, option_leg_keys(target.legs))
+        if isinstance(quotes, ex.ExecutionRefused):
             return quotes
-        kind = self._kind(target.structure.legs[0].position.account)
+        book = await self._reads.order_book()
+        kind = self._kind(target.account)
         plan = changes.plan_close(
-            target, msg, quotes, await self._order_book(), self._ledger, held,
-            epoch=epoch, account_kind=kind,
-        )  # fmt: skip
-        return plan if isinstance(plan, ExecutionRefused) else await self._create(plan.terms, plan)
+            target, msg, quotes, book, self._ledger, held, epoch=epoch, account_kind=kind
+        )
+        return (
+            plan if isinstance(plan, ex.ExecutionRefused) else await self._create(plan.terms, plan)
+        )
 
-    async def _prepare_modify(self, msg: PrepareModify) -> Reply:
+    async def _prepare_modify(self, msg: ex.PrepareModify) -> Reply:
         record = changes.modify_target(msg, self._ledger)
-        if isinstance(record, ExecutionRefused):
+        if isinstance(record, ex.ExecutionRefused):
             return record
-        draft = changes.modify_draft(msg, record, await self._order_book())
-        if isinstance(draft, ExecutionRefused):
+        draft = changes.modify_draft(msg, record, await self._reads.order_book())
+        if isinstance(draft, ex.ExecutionRefused):
             return draft
-        found = await self._epoch_and_positions(draft.spec.symbol)
-        if isinstance(found, ExecutionRefused):
+        found = await self._reads.positions(draft.spec.symbol)
+        if isinstance(found, ex.ExecutionRefused):
             return found
         epoch, held = found
-        quotes = await self._quotes_for(draft.spec.symbol, option_leg_keys(draft.new.legs))
-        if isinstance(quotes, ExecutionRefused):
+        quotes = await self._reads.quotes(draft.spec.symbol, option_leg_keys(draft.new.legs))
+        if isinstance(quotes, ex.ExecutionRefused):
             return quotes
-        plan = changes.plan_modify(
-            draft, held, quotes, epoch=epoch, account_kind=self._kind(draft.spec.account)
+        kind = self._kind(draft.spec.account)
+        plan = changes.plan_modify(draft, held, quotes, epoch=epoch, account_kind=kind)
+        return (
+            plan if isinstance(plan, ex.ExecutionRefused) else await self._create(plan.terms, plan)
         )
-        return plan if isinstance(plan, ExecutionRefused) else await self._create(plan.terms, plan)
 
-    async def _prepare_roll(self, msg: PrepareRoll) -> Reply:
+    async def _prepare_roll(self, msg: ex.PrepareRoll) -> Reply:
         symbol = msg.symbol.strip().upper()
-        found = await self._epoch_and_positions(symbol)
-        if isinstance(found, ExecutionRefused):
+        found = await self._reads.positions(symbol)
+        if isinstance(found, ex.ExecutionRefused):
             return found
         epoch, held = found
         target = changes.roll_target(msg, symbol, held, self._ledger)
-        if isinstance(target, ExecutionRefused):
+        if isinstance(target, ex.ExecutionRefused):
             return target
-        analysed = await self._analyse(target)
-        if isinstance(analysed, ExecutionRefused):
+        analysed = await self._reads.analyse(target)
+        if isinstance(analysed, ex.ExecutionRefused):
             return analysed
         remains = changes.check_roll(target, analysed, held)
-        if isinstance(remains, ExecutionRefused):
+        if isinstance(remains, ex.ExecutionRefused):
             return remains
-        old_legs = closing_legs(target.structure)
-        old_quotes = await self._quotes_for(symbol, option_leg_keys(old_legs))
-        if isinstance(old_quotes, ExecutionRefused):
+        old_quotes = await self._reads.quotes(
+            symbol, option_leg_keys(closing_legs(target.structure))
+        )
+        if isinstance(old_quotes, ex.ExecutionRefused):
             return old_quotes
-        kind = self._kind(target.structure.legs[0].position.account)
+        book = await self._reads.order_book()
         plan = changes.plan_roll(
-            target, msg, analysed, remains, old_quotes, await self._order_book(), self._ledger,
-            held, epoch=epoch, account_kind=kind,
-        )  # fmt: skip
-        return plan if isinstance(plan, ExecutionRefused) else await self._create(plan.terms, plan)
-
-    # ------------------------------------------------------------------ reads
-
-    async def _connection_state(self) -> ConnectionState | str:
-        try:
-            reply = await self._connection.call(
-                GetConnectionState(), timeout=min(2.0, remaining_budget(2.0))
-            )
-        except (ActorDown, CallTimeout) as exc:
-            return f"the connection actor is not available ({exc})"
-        return reply if isinstance(reply, ConnectionState) else type(reply).__name__
-
-    async def _epoch_and_positions(
-        self, symbol: str
-    ) -> tuple[int, list[PositionInfo]] | ExecutionRefused:
-        state = await self._connection_state()
-        if isinstance(state, str) or state.state != "connected":
-            return not_connected(state if isinstance(state, str) else state.last_error)
-        try:
-            reply = await self._connection.call(
-                FetchPositions(), timeout=max(0.5, min(5.0, remaining_budget(5.0) - 1.0))
-            )
-        except (ActorDown, CallTimeout) as exc:
-            return refused(ErrorCode.NOT_CONNECTED, f"positions unavailable ({exc})", "retry")
-        if not isinstance(reply, Positions):
-            return refused(
-                ErrorCode.NOT_CONNECTED,
-                f"positions unavailable ({type(reply).__name__})",
-                "retry once TWS is connected",
-            )
-        held = [p for p in reply.positions if p.symbol == symbol and abs(p.quantity) > 1e-9]
-        return state.epoch, held
-
-    async def _order_book(self) -> OrderBook | None:
-        """TWS's working orders (None when unavailable: stops are then planned from the
-        ledger, and the preview says the check of foreign orders did not run)."""
-        try:
-            reply = await self._connection.call(
-                FetchOrderBook(), timeout=max(0.5, min(5.0, remaining_budget(5.0) - 1.0))
-            )
-        except (ActorDown, CallTimeout):
-            return None
-        return reply if isinstance(reply, OrderBook) else None
-
-    async def _quotes_for(
-        self, symbol: str, keys: tuple[LegKey, ...]
-    ) -> tuple[Quote, ...] | ExecutionRefused:
-        if self._chain_cache is None:
-            return refused(
-                ErrorCode.NO_MARKET_DATA,
-                "no quote source is wired",
-                "this is a set-up fault of SumpPump; restart it",
-            )
-        try:
-            reply = await self._chain_cache.call(
-                GetLegQuotes(symbol=symbol, legs=keys), timeout=max(0.5, remaining_budget(10.0) - 1)
-            )
-        except (ActorDown, CallTimeout) as exc:
-            return refused(ErrorCode.NO_MARKET_DATA, f"quotes unavailable ({exc})", "retry")
-        if not isinstance(reply, LegQuotes):
-            return refused(
-                ErrorCode.NO_MARKET_DATA, f"quotes unavailable ({type(reply).__name__})", "retry"
-            )
-        return gate.leg_quotes(reply)
-
-    async def _analyse(self, target: changes.RollTarget) -> StrategyAnalysed | ExecutionRefused:
-        """The new structure of a roll, analysed by risk like ``calculate_strategy``."""
-        if self._risk is None:
-            return refused(
-                ErrorCode.SERVICE_UNAVAILABLE, "the risk actor is not wired", "restart sumppump"
-            )
-        request = AnalyseStrategy(
-            symbol=target.symbol,
-            strategy=strategy_id(target.structure.name),
-            expiry=target.new_expiry,
-            strikes=target.new_strikes,
-            quantity=target.units,
+            target,
+            msg,
+            analysed,
+            remains,
+            old_quotes,
+            book,
+            self._ledger,
+            held,
+            epoch=epoch,
+            account_kind=self._kind(target.account),
         )
-        try:
-            reply = await self._risk.call(request, timeout=max(1.0, remaining_budget(20.0) - 4.0))
-        except (ActorDown, CallTimeout) as exc:
-            return refused(
-                ErrorCode.SERVICE_UNAVAILABLE, f"the analysis did not answer ({exc})", "retry"
-            )
-        if isinstance(reply, RiskRejected):
-            try:
-                code = ErrorCode(reply.code)
-            except ValueError:
-                code = ErrorCode.INVALID_ARGUMENT
-            return refused(code, f"the rolled position: {reply.message}", reply.hint)
-        if not isinstance(reply, StrategyAnalysed):
-            return refused(
-                ErrorCode.NO_MARKET_DATA,
-                f"the new position could not be analysed ({type(reply).__name__})",
-                "retry; check the expiry and strikes with get_options_chain",
-            )
-        return reply
-
-    # ------------------------------------------------------------------ audit
-
-    async def _audit_order(self, event: Any, order: TrackedOrder, **extra: Any) -> None:
-        await self._audit_safe(
-            event,
-            order_ref=order.order_ref,
-            symbol=order.symbol,
-            state=order.state,
-            status=order.status,
-            order_id=order.order_id,
-            perm_id=order.perm_id,
-            filled=order.filled,
-            remaining=order.remaining,
-            avg_fill_price=order.avg_fill_price,
-            **extra,
+        return (
+            plan if isinstance(plan, ex.ExecutionRefused) else await self._create(plan.terms, plan)
         )
-
-    async def _audit_refusal(self, ref: str, refusal: ExecutionRefused) -> None:
-        await self._audit_safe(
-            "refusal",
-            order_ref=ref,
-            code=str(refusal.code),
-            reason=refusal.reason,
-            message=refusal.message,
-            fresh_preview=refusal.fresh_preview.preview_id if refusal.fresh_preview else "",
-        )
-
-    async def _audit_safe(self, event: Any, *, order_ref: str, **fields: Any) -> None:
-        """Audit lines other than ``submit``: a failure is logged, it does not stop the flow
-        (the submit line, which must precede an order, is written with :meth:`AuditLog.write`
-        directly and refuses the order when it fails)."""
-        try:
-            await self._audit.write(event, order_ref=order_ref, **fields)
-        except OSError:
-            log.exception("audit write failed (%s %s)", event, order_ref)
-
-
-async def risk_via_actor(
-    risk: Ref | None, preview: Preview, budget: float, hours: gate.Hours = ("", "", "")
-) -> RiskVerdict:
-    """Ask the risk actor to re-run the account checks (``RecheckOrder`` → ``RecheckResult``).
-    ``hours`` are the stock's (liquid_hours, trading_hours, time_zone) from the fresh quote.
-    Fails closed: no risk actor, no answer, or an answer of another type refuses the order."""
-    if risk is None:
-        return RiskVerdict(ok=False, message="the risk checks are not available; refused")
-    order, terms = preview.order, preview.terms
-    debit = terms.net_debit * price_multiplier(order) * order.quantity
-    request = RecheckOrder(
-        order=order,
-        max_loss=terms.max_loss if terms.order_max_loss is None else terms.order_max_loss,
-        debit=round(debit, 2),
-        commission=terms.commission,
-        summary=preview.confirm_text,
-        shares_held_used=terms.shares_held_used,
-        # A close (or a change to one) adds no loss: its own analysis says so.
-        reduces_exposure=terms.order_max_loss == 0.0,
-        liquid_hours=hours[0],
-        trading_hours=hours[1],
-        time_zone=hours[2],
-    )
-    try:
-        reply = await risk.call(request, timeout=budget)
-    except (ActorDown, CallTimeout) as exc:
-        return RiskVerdict(ok=False, message=f"the risk checks did not answer ({exc}); refused")
-    if isinstance(reply, NotConnected):
-        return RiskVerdict(
-            ok=False, code=ErrorCode.NOT_CONNECTED, message=f"not connected: {reply.reason}"
-        )
-    if not isinstance(reply, RecheckResult):
-        return RiskVerdict(ok=False, message=f"risk answered {type(reply).__name__}; refused")
-    checks = tuple(
-        f"{c.name}: {c.status}" + (f" ({c.detail})" if c.detail else "") for c in reply.checks
-    )
-    if reply.ok:
-        return RiskVerdict(ok=True, checks=checks)
-    code = ErrorCode.RISK_LIMIT
-    if reply.code is not None:
-        try:
-            code = ErrorCode(reply.code)
-        except ValueError:
-            code = ErrorCode.RISK_LIMIT
-    failed = [f"{c.name}: {c.detail}" for c in reply.checks if c.status != "passed" and c.required]
-    message = reply.message or ("risk checks failed: " + "; ".join(failed))
-    return RiskVerdict(ok=False, checks=checks, code=code, message=message)

@@ -70,6 +70,7 @@ __all__ = [
     "ModifyDraft",
     "Plan",
     "RollTarget",
+    "check_close_request",
     "check_roll",
     "close_target",
     "modify_draft",
@@ -107,14 +108,24 @@ class CloseTarget:
     legs: tuple[OrderLeg, ...]
     remains: CoverageVerdict
 
+    @property
+    def account(self) -> str:
+        return self.structure.legs[0].position.account
+
+
+def check_close_request(msg: PrepareClose) -> ExecutionRefused | None:
+    """The arguments alone: a quantity, when given, of at least 1."""
+    if msg.quantity is not None and msg.quantity < 1:
+        return refused(ErrorCode.INVALID_ARGUMENT, "quantity must be at least 1", "or omit it")
+    return None
+
 
 def close_target(
     msg: PrepareClose, symbol: str, held: Sequence[PositionInfo], ledger: OrderLedger
 ) -> CloseTarget | ExecutionRefused:
     """The structure ``msg`` names among ``held`` (and the combos opened here), refused when
-    ambiguous, too large, or when what remains would hold an uncovered short."""
-    if msg.quantity is not None and msg.quantity < 1:
-        return refused(ErrorCode.INVALID_ARGUMENT, "quantity must be at least 1", "or omit it")
+    ambiguous, too large, or when what remains would hold an uncovered short. The request
+    passed :func:`check_close_request`."""
     structures = group_structures(held, ledger.opened_combos(symbol))
     chosen = choose_structure(msg.position, structures)
     if isinstance(chosen, Choice):
@@ -434,6 +445,10 @@ class RollTarget:
     @property
     def units(self) -> int:
         return self.structure.units
+
+    @property
+    def account(self) -> str:
+        return self.structure.legs[0].position.account
 
 
 def roll_target(

@@ -33,13 +33,30 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from sumppump.messages.execution import CreatePreview, FillInfo, StopLossPrompt
-from sumppump.messages.orders import FillReported, OrderLeg, OrderSpec
+from sumppump.messages.orders import (
+    CancelRequested,
+    FillReported,
+    OrderBook,
+    OrderLeg,
+    OrderPlaced,
+    OrderRejected,
+    OrderSpec,
+    OrderStatusChanged,
+)
 from sumppump.trading.holdings import OpenedCombo
 from sumppump.trading.previews import FollowUp, is_preview_id
-from sumppump.trading.reconciliation import OrderState, TrackedOrder, is_done
+from sumppump.trading.reconciliation import (
+    OrderState,
+    TrackedOrder,
+    apply_fill,
+    apply_status,
+    is_done,
+    reconcile,
+)
 
 __all__ = [
     "TRANSITIONS",
+    "Adoption",
     "OrderLedger",
     "OrderMeta",
     "OrderRecord",
@@ -141,6 +158,17 @@ class OrderRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Adoption:
+    """What a reconciliation changed: the refs to audit, the executions first seen now, refs
+    carried by two IB orders, and when to look again for a young ``submitting`` order."""
+
+    changed: tuple[str, ...]
+    missed_fills: tuple[FillReported, ...]
+    duplicates: tuple[str, ...]
+    retry_in: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Replayed:
     """What a replay of the audit log found besides the ledger: the preview ids already used
     (with their symbol), so the preview store answers ``used`` for them."""
@@ -227,6 +255,79 @@ class OrderLedger:
             return True
         return record.advance(tracked)
 
+    def on_status(self, event: OrderStatusChanged) -> TrackedOrder | None:
+        """Apply IB's status report for one of our refs; the order when it changed."""
+        record = self._records.get(event.order_ref)
+        current = record.tracked if record else TrackedOrder(event.order_ref, "", "working")
+        updated = apply_status(
+            current,
+            status=event.status,
+            filled=event.filled,
+            remaining=event.remaining,
+            avg_fill_price=event.avg_fill_price,
+            order_id=event.order_id,
+            perm_id=event.perm_id,
+            message=event.error_message,
+        )
+        return updated if self.update(updated) else None
+
+    def on_fill(self, event: FillReported) -> TrackedOrder | None:
+        """Apply one execution of one of our refs (idempotent by ``exec_id``); the order when
+        the execution was new."""
+        record = self._records.get(event.order_ref)
+        current = (
+            record.tracked if record else TrackedOrder(event.order_ref, event.symbol, "working")
+        )
+        if event.exec_id in current.exec_ids:
+            return None
+        updated = apply_fill(current, event)
+        self.update(updated)
+        return updated
+
+    def placed(self, ref: str, reply: OrderPlaced) -> OrderRecord:
+        """TWS acknowledged the order ``ref`` (or a change of it)."""
+        record = self._records[ref]
+        record.advance(
+            apply_status(
+                record.tracked,
+                status=reply.status,
+                filled=reply.filled,
+                remaining=reply.remaining,
+                avg_fill_price=reply.avg_fill_price,
+                order_id=reply.order_id,
+                perm_id=reply.perm_id,
+            )
+        )
+        return record
+
+    def rejected(self, ref: str, reply: OrderRejected) -> OrderRecord:
+        """IB (or the desk, ``code`` 0) refused the order ``ref``."""
+        record = self._records[ref]
+        why = f"{reply.code}: {reply.message}"
+        record.advance(replace(record.tracked, state="rejected", status="Rejected", message=why))
+        return record
+
+    def acknowledge_missing(self, ref: str, order_id: int) -> None:
+        """TWS did not acknowledge ``ref`` in time; the desk gave it ``order_id``."""
+        record = self._records[ref]
+        record.tracked = replace(record.tracked, order_id=order_id)
+
+    def cancel_requested(self, ref: str, reply: CancelRequested) -> None:
+        """TWS took the cancel request of ``ref`` (its status follows)."""
+        record = self._records.get(ref)
+        if record is not None:
+            t = record.tracked
+            record.advance(
+                apply_status(
+                    t,
+                    status=reply.status,
+                    filled=t.filled,
+                    remaining=t.remaining,
+                    avg_fill_price=t.avg_fill_price,
+                    order_id=reply.order_id,
+                )
+            )
+
     def adopt_change(self, ref: str, terms: CreatePreview) -> None:
         """A modification TWS accepted: the working order ``ref`` now has ``terms``' order."""
         record = self._records[ref]
@@ -256,6 +357,40 @@ class OrderLedger:
             return ()
         plan, record.follow_ups = record.follow_ups, ()
         return plan if record.tracked.filled > 0 else ()
+
+    def adopt(self, book: OrderBook, *, now: float, ack_window: float) -> Adoption:
+        """Reconcile the ledger with TWS's ``book`` (:func:`reconcile`) and adopt the result.
+        A ref sent less than ``ack_window`` seconds ago may still be on its way: it is adopted
+        when TWS knows it, never yet declared ``not_received``. ``changed`` lists the orders
+        whose state moved (each worth one audit line); ids and the ``reconciled`` flag are
+        adopted silently."""
+        tracked = self.tracked()
+        young = {
+            r.ref
+            for r in self._records.values()
+            if r.state == "submitting" and now - r.submitted_at < ack_window
+        }
+        judged = reconcile({k: v for k, v in tracked.items() if k not in young}, book)
+        early = reconcile({k: tracked[k] for k in young}, book)
+        arrived = {
+            ref: order for ref, order in early.orders.items() if order.state != "not_received"
+        }
+        candidates = {**judged.orders, **arrived}
+        moved = set(judged.changed) | (set(early.changed) & set(arrived))
+        changed = tuple(
+            ref for ref, order in candidates.items() if self.update(order) and ref in moved
+        )
+        waiting = [
+            r.submitted_at
+            for r in self._records.values()
+            if r.ref in young and r.state == "submitting"
+        ]
+        return Adoption(
+            changed=changed,
+            missed_fills=(*judged.missed_fills, *early.missed_fills),
+            duplicates=judged.duplicates,
+            retry_in=max(0.05, ack_window - (now - min(waiting)) + 0.05) if waiting else None,
+        )
 
     # -- positions opened here
 

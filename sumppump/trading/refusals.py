@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from typing import Final
 
+from sumppump.messages.common import NotConnected
 from sumppump.messages.errors import ErrorCode
 from sumppump.messages.execution import ExecutionRefused, PreviewCreated
+from sumppump.messages.orders import OrderRejected
 from sumppump.trading.previews import Preview, Tombstone
+from sumppump.trading.reconciliation import OrderState, is_done
 
-__all__ = ["TOMBSTONE_ANSWERS", "not_connected", "refused", "tombstone_refusal"]
+__all__ = [
+    "TOMBSTONE_ANSWERS",
+    "cancel_failed",
+    "cancel_refusal",
+    "not_connected",
+    "refused",
+    "rejected",
+    "tombstone_refusal",
+]
 
 
 def refused(
@@ -110,4 +121,55 @@ def tombstone_refusal(
         "use the preview_id exactly as calculate_strategy/set_stop_loss returned it",
         reason="unknown",
         order_ref=pid,
+    )
+
+
+def rejected(ref: str, reply: OrderRejected) -> ExecutionRefused:
+    """IB refused the order ``ref`` (``code`` 0: the order desk refused it before sending)."""
+    return refused(
+        ErrorCode.ORDER_REJECTED,
+        f"IB rejected the order ({reply.code}): {reply.message}"
+        if reply.code
+        else f"the order was refused before sending: {reply.message}",
+        "read the reason; make a new preview once it is addressed",
+        reason="rejected",
+        order_ref=ref,
+    )
+
+
+def cancel_refusal(ref: str, ours: bool, state: OrderState | None) -> ExecutionRefused | None:
+    """Why ``ref`` cannot be cancelled (not ours, already done), or ``None``."""
+    if not ours:
+        return refused(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{ref!r} is not an order placed by SumpPump",
+            "use the order_ref from execute_trade or get_open_orders",
+            order_ref=ref,
+        )
+    if state is not None and is_done(state):
+        return refused(
+            ErrorCode.INVALID_ARGUMENT,
+            f"order {ref} is {state}; there is nothing to cancel",
+            "get_open_orders lists what is still working",
+            reason="done",
+            order_ref=ref,
+        )
+    return None
+
+
+def cancel_failed(ref: str, reply: OrderRejected | NotConnected) -> ExecutionRefused:
+    """TWS refused the cancel, or is not connected."""
+    if isinstance(reply, NotConnected):
+        return refused(
+            ErrorCode.NOT_CONNECTED,
+            f"not connected to TWS: {reply.reason}",
+            "cancel in TWS directly, or retry once connected",
+            order_ref=ref,
+        )
+    return refused(
+        ErrorCode.INVALID_ARGUMENT if reply.code == 0 else ErrorCode.ORDER_REJECTED,
+        f"cancel refused: {reply.message}",
+        "get_open_orders lists what is still working",
+        reason="cancel_refused",
+        order_ref=ref,
     )

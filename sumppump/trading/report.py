@@ -3,12 +3,30 @@ outcome :class:`OrderOutcome` (``GetOrderOutcome``, the ``get_order_status`` too
 
 from __future__ import annotations
 
-from sumppump.messages.execution import OrderOutcome, OrderOutcomeState, OrderStatusReport
+from sumppump.messages.execution import (
+    BreakerState,
+    OrderOutcome,
+    OrderOutcomeState,
+    OrderStatusReport,
+    OrderSubmitted,
+    PreviewCreated,
+    StopLossPrompt,
+)
+from sumppump.messages.orders import OrderPlaced
+from sumppump.trading.breaker import CircuitBreaker
+from sumppump.trading.confirm import money
 from sumppump.trading.ledger import OrderRecord, fill_info
 from sumppump.trading.outcome import outcome_words
 from sumppump.trading.previews import Preview, Tombstone, is_preview_id
 
-__all__ = ["order_outcome", "status_report"]
+__all__ = [
+    "breaker_state",
+    "fresh_notes",
+    "order_outcome",
+    "order_submitted",
+    "preview_created",
+    "status_report",
+]
 
 _OUTCOMES: dict[str, OrderOutcomeState] = {
     "working": "working",
@@ -123,4 +141,79 @@ def _without_order(ref: str, preview: Preview | Tombstone | None) -> OrderOutcom
         order_ref=ref,
         outcome="unknown",
         message=f"no order or preview of SumpPump has the reference {ref!r}{why}",
+    )
+
+
+def preview_created(
+    preview: Preview, remaining_s: float, notes: tuple[str, ...] = ()
+) -> PreviewCreated:
+    """The answer for a stored preview (its warnings, then ``notes``)."""
+    terms = preview.terms
+    return PreviewCreated(
+        preview_id=preview.preview_id,
+        confirm_text=preview.confirm_text,
+        expires_at=preview.expires_at,
+        expires_in_s=round(remaining_s, 3),
+        order=preview.order,
+        kind=preview.kind,
+        symbol=preview.symbol,
+        max_loss=terms.max_loss,
+        max_gain=terms.max_gain,
+        breakevens=terms.breakevens,
+        net_debit=terms.net_debit,
+        account_kind=terms.account_kind,
+        digest=preview.digest,
+        notes=(*terms.warnings, *notes),
+        details=terms.details,
+        replaces_order_ref=terms.replaces_order_ref,
+    )
+
+
+def order_submitted(
+    preview: Preview, record: OrderRecord, placed: OrderPlaced, prompt: StopLossPrompt | None
+) -> OrderSubmitted:
+    """The answer once TWS acknowledged (``placed``) the order of ``record``."""
+    tracked = record.tracked
+    waiting = not preview.order.transmit
+    return OrderSubmitted(
+        order_ref=record.ref,
+        order_id=placed.order_id,
+        perm_id=placed.perm_id,
+        status=placed.status,
+        filled=tracked.filled,
+        remaining=placed.remaining,
+        avg_fill_price=tracked.avg_fill_price,
+        fills=tuple(fill_info(f) for f in tracked.fills),
+        stop_loss_prompt=prompt,
+        waiting_for_tws_transmit=waiting,
+        account_kind=preview.terms.account_kind,
+        symbol=preview.symbol,
+        confirm_text=preview.confirm_text,
+        message=(
+            "The order waits in TWS: press Transmit there to send it."
+            if waiting
+            else f"Order {record.ref} is {placed.status}."
+        ),
+    )
+
+
+def breaker_state(breaker: CircuitBreaker, *, ready: bool, epoch: int | None) -> BreakerState:
+    """The breaker, and whether execution accepts orders (reconciled for ``epoch``)."""
+    return BreakerState(
+        open=breaker.open,
+        consecutive_rejections=breaker.consecutive,
+        threshold=breaker.threshold,
+        last_rejection=breaker.last_rejection,
+        ready=ready,
+        reconciled_epoch=epoch,
+    )
+
+
+def fresh_notes(max_loss: float | None) -> tuple[str, ...]:
+    """The notes of a fresh preview made after the price moved."""
+    return (
+        f"fresh preview after the price moved; max loss now {money(max_loss)}"
+        if max_loss is not None
+        else "fresh preview after the price moved",
+        "breakevens moved too: run calculate_strategy for the full analysis",
     )

@@ -45,6 +45,7 @@ from sumppump.trading.ledger import OrderLedger, OrderRecord
 from sumppump.trading.previews import FollowUp
 from sumppump.trading.prices import (
     mid_or_last,
+    option_leg_keys,
     option_price_tick,
     price_multiplier,
     round_to_tick,
@@ -59,21 +60,26 @@ __all__ = [
     "OPTION_STOP_FRACTION",
     "STOCK_STOP_FRACTION",
     "ComboStop",
+    "FollowStep",
     "SingleStop",
     "StopPlan",
     "check_stop_request",
     "choose_position",
     "closing_combo_legs",
     "combo_stop",
+    "follow_steps",
     "joined_stop_group",
     "new_oca_group",
     "plan_combo_stop",
     "plan_single_stop",
+    "plan_stop",
     "plan_stop_follow",
     "single_stop",
     "spec_words",
     "stop_group",
     "stop_loss_prompt",
+    "stop_target",
+    "stored_terms",
     "suggest_stop",
 ]
 
@@ -213,6 +219,27 @@ def joined_stop_group(ledger: OrderLedger, order: OrderSpec) -> tuple[OrderSpec,
     return order, tuple(notes)
 
 
+def stored_terms(
+    terms: CreatePreview, ledger: OrderLedger, approval_mode: str | None
+) -> CreatePreview | ExecutionRefused:
+    """``terms`` as stored: an opening order joins the OCA group of the stops it nets against
+    (:func:`joined_stop_group`, with the preview's warning), and approval mode ``tws`` stages
+    every order untransmitted; an untransmitted order in another mode is refused."""
+    if terms.kind == "open" and not terms.order.oca_group:
+        order, joined = joined_stop_group(ledger, terms.order)
+        terms = msgspec.structs.replace(terms, order=order, warnings=(*terms.warnings, *joined))
+    if approval_mode == "tws":
+        staged = msgspec.structs.replace(terms.order, transmit=False)
+        terms = msgspec.structs.replace(terms, order=staged)
+    if not terms.order.transmit and approval_mode != "tws":
+        return refused(
+            ErrorCode.INVALID_ARGUMENT,
+            "only approval mode 'tws' stages orders without transmitting them",
+            "leave transmit on",
+        )
+    return terms
+
+
 @dataclass(frozen=True, slots=True)
 class StopPlan:
     """What happens to the stops protecting a structure when part of it is closed: the OCA
@@ -298,6 +325,39 @@ def plan_stop_follow(
             "position were not checked"
         )
     return StopPlan(group, tuple(follows), tuple(follow_ups), tuple(warnings))
+
+
+@dataclass(frozen=True, slots=True)
+class FollowStep:
+    """One stop to cancel (``smaller is None``) or to shrink to ``smaller`` now that the
+    close or roll it follows is done."""
+
+    stop: OrderRecord
+    order_id: int
+    smaller: OrderSpec | None
+
+
+def follow_steps(ledger: OrderLedger, ref: str) -> list[FollowStep]:
+    """The steps for the stops the close or roll ``ref`` takes along once it is done (its
+    follow-ups are consumed): cancel a stop the fill used up, shrink one it reduced. Stops no
+    longer working, or not yet acknowledged, are left alone."""
+    order = ledger.get(ref)
+    steps: list[FollowStep] = []
+    for follow in ledger.take_follow_ups(ref):
+        stop = ledger.get(follow.stop_ref)
+        if order is None or stop is None or stop.spec is None or not stop.working:
+            continue
+        order_id = stop.tracked.order_id
+        if order_id is None:
+            continue
+        left = round(stop.spec.quantity - follow.per_unit * order.tracked.filled)
+        smaller = (
+            None
+            if left <= stop.tracked.filled + 1e-9
+            else msgspec.structs.replace(stop.spec, quantity=left)
+        )
+        steps.append(FollowStep(stop, order_id, smaller))
+    return steps
 
 
 def spec_words(spec: OrderSpec) -> str:
@@ -391,6 +451,14 @@ class SingleStop:
     @property
     def is_option(self) -> bool:
         return self.position.sec_type == "OPT"
+
+    @property
+    def symbol(self) -> str:
+        return self.position.symbol
+
+    @property
+    def account(self) -> str:
+        return self.position.account
 
 
 def single_stop(msg: PrepareStopLoss, position: PositionInfo) -> SingleStop | ExecutionRefused:
@@ -502,6 +570,18 @@ class ComboStop:
     entry: float
     quantity: int
 
+    @property
+    def symbol(self) -> str:
+        return self.spec.symbol
+
+    @property
+    def account(self) -> str:
+        return self.spec.account
+
+    @property
+    def keys(self) -> tuple[LegKey, ...]:
+        return option_leg_keys(self.spec.legs)
+
 
 def combo_stop(msg: PrepareStopLoss, ref: str, spec: OrderSpec, ledger: OrderLedger) -> ComboStop:
     """The stop and its limit for the combo ``ref`` (``spec``: the legs it opened), from the
@@ -572,6 +652,29 @@ def plan_combo_stop(
             "per unit; if the market gaps below that it stays unfilled",
         ),
     )
+
+
+def stop_target(
+    msg: PrepareStopLoss, target: PositionInfo | tuple[str, OrderSpec], ledger: OrderLedger
+) -> SingleStop | ComboStop | ExecutionRefused:
+    """The stop for the position :func:`choose_position` picked."""
+    if isinstance(target, PositionInfo):
+        return single_stop(msg, target)
+    return combo_stop(msg, *target, ledger)
+
+
+def plan_stop(
+    target: SingleStop | ComboStop,
+    quotes: tuple[Quote, ...],
+    ledger: OrderLedger,
+    *,
+    epoch: int,
+    account_kind: AccountKind,
+) -> CreatePreview | ExecutionRefused:
+    """The stop's preview terms, once its legs' quotes are read."""
+    if isinstance(target, SingleStop):
+        return plan_single_stop(target, quotes, ledger, epoch=epoch, account_kind=account_kind)
+    return plan_combo_stop(target, quotes, ledger, epoch=epoch, account_kind=account_kind)
 
 
 def closing_combo_legs(spec: OrderSpec) -> tuple[OrderLeg, ...]:
