@@ -372,8 +372,11 @@ class OrderLedger:
         }
         judged = reconcile({k: v for k, v in tracked.items() if k not in young}, book)
         early = reconcile({k: tracked[k] for k in young}, book)
+        # ``early`` also lists every other ref of the book (as if new): only young ones count.
         arrived = {
-            ref: order for ref, order in early.orders.items() if order.state != "not_received"
+            ref: order
+            for ref, order in early.orders.items()
+            if ref in young and order.state != "not_received"
         }
         candidates = {**judged.orders, **arrived}
         moved = set(judged.changed) | (set(early.changed) & set(arrived))
@@ -387,7 +390,10 @@ class OrderLedger:
         ]
         return Adoption(
             changed=changed,
-            missed_fills=(*judged.missed_fills, *early.missed_fills),
+            missed_fills=(
+                *judged.missed_fills,
+                *(f for f in early.missed_fills if f.order_ref in young),
+            ),
             duplicates=judged.duplicates,
             retry_in=max(0.05, ack_window - (now - min(waiting)) + 0.05) if waiting else None,
         )
