@@ -80,6 +80,8 @@ from sumppump.messages.execution import (
     DeclinePreview,
     ExecutePreview,
     ExecutionRefused,
+    GetOrderOutcome,
+    OrderOutcome,
     OrderSubmitted,
     OrderTerms,
     OutcomeUnknown,
@@ -105,6 +107,7 @@ from sumppump.strategies.analysis import StrategyAnalysis
 from sumppump.supervisor import Tree, build_tree
 from sumppump.ticket import chain_view, client_has_ui, install_views, ticket_view
 from sumppump.trading.account import accounts_kind
+from sumppump.trading.report import outcome_summary
 from sumppump.trading.terms import open_terms
 
 __all__ = ["AccountKind", "LocalBearerToken", "Service", "create_app"]
@@ -1225,6 +1228,19 @@ def _register_trading_tools(app: FastMCP[Any], service: Service) -> None:
             raise _refusal(reply.code, reply.message, reply.hint)
         done = _expect(reply, CancelResult)
         return _ok(service, done, f"Cancel of {done.order_ref}: {done.status}. {done.message}")
+
+    @app.tool(annotations=_read("Order outcome"), output_schema=_schema_of(OrderOutcome))
+    @_tool_body
+    async def get_order_status(
+        order_ref: Annotated[str, Field(min_length=1, max_length=100)],
+    ) -> ToolResult:
+        """What became of an order SumpPump placed or tried (order_ref = its preview id):
+        working, filled (fills, average price, commission), cancelled, rejected (IB's
+        reason), never reached TWS, or outcome unknown (and what is being done about it)."""
+        done = _expect(
+            await service.ask("execution", GetOrderOutcome(order_ref=order_ref)), OrderOutcome
+        )
+        return _ok(service, done, outcome_summary(done))
 
     async def previewed(
         request: PrepareClose | PrepareModify | PrepareRoll, verb: str

@@ -217,3 +217,42 @@ def fresh_notes(max_loss: float | None) -> tuple[str, ...]:
         else "fresh preview after the price moved",
         "breakevens moved too: run calculate_strategy for the full analysis",
     )
+
+
+def outcome_summary(outcome: OrderOutcome) -> str:
+    """Every figure of ``outcome`` in a few lines of text (the text content of
+    ``get_order_status``: some clients give the model only that)."""
+    parts = [f"{outcome.order_ref}: {outcome.outcome.replace('_', ' ')}. {outcome.message}."]
+    if outcome.description:
+        parts.append(f"Order: {outcome.description}.")
+    if outcome.order is not None:
+        o = outcome.order
+        price = " ".join(
+            f"{name} {value:g}"
+            for name, value in (("limit", o.limit_price), ("stop", o.stop_price))
+            if value is not None
+        )
+        parts.append(f"Terms: {o.quantity} × {o.order_type} {price} {o.tif}".rstrip() + ".")
+    if outcome.order_id is not None or outcome.status:
+        parts.append(
+            f"IB status {outcome.status or 'n/a'}, order id {outcome.order_id}, "
+            f"perm id {outcome.perm_id}."
+        )
+    if outcome.quantity or outcome.filled:
+        avg = "n/a" if outcome.avg_fill_price is None else f"{outcome.avg_fill_price:g}"
+        commission = "not reported" if outcome.commission is None else money(outcome.commission)
+        parts.append(
+            f"Filled {outcome.filled:g} of {outcome.quantity:g} (remaining "
+            f"{outcome.remaining:g}) at average {avg}; commission {commission}."
+        )
+    if outcome.fills:
+        fills = "; ".join(
+            f"{f.side} {f.shares:g} of {f.con_id} at {f.price:g} ({f.exec_id}, {f.time})"
+            for f in outcome.fills
+        )
+        parts.append(f"Fills: {fills}.")
+    if outcome.reason:
+        parts.append(f"Reason: {outcome.reason}.")
+    if outcome.action:
+        parts.append(f"Being done: {outcome.action}.")
+    return " ".join(parts)
