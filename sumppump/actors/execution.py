@@ -168,6 +168,7 @@ class ExecutionActor(Actor):
             records = []
         for pid, symbol in self._ledger.replay(records).used:
             self._store.remember_used(pid, symbol)
+        await self._journal.snapshot(self._ledger)
         self._loaded = True
         self._wake.set()
         async with anyio.create_task_group() as tg:
@@ -179,6 +180,8 @@ class ExecutionActor(Actor):
                 except Exception:
                     log.exception("reconciliation failed; retrying")
                     retry_in = 1.0
+                if self._journal.snapshot_due():
+                    await self._journal.snapshot(self._ledger)
                 if retry_in is None and self._ledger.any_open():
                     retry_in = self._refresh_interval
                 if retry_in is not None:

@@ -10,18 +10,22 @@ is logged and the flow goes on.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from sumppump.audit import AuditEvent, AuditLog
 from sumppump.messages.execution import ApprovalContext, ExecutionRefused
 from sumppump.messages.orders import FillReported
-from sumppump.trading.ledger import OrderMeta, OrderRecord
+from sumppump.trading.ledger import OrderLedger, OrderMeta, OrderRecord
 from sumppump.trading.previews import Preview
 from sumppump.trading.reconciliation import TrackedOrder
 
-__all__ = ["OrderJournal"]
+__all__ = ["SNAPSHOT_EVERY_BYTES", "OrderJournal"]
+
+#: How much the log may grow before the state snapshot is renewed: what a restart reads
+#: beyond the snapshot stays about this size however long the history.
+SNAPSHOT_EVERY_BYTES: Final = 256 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ class OrderJournal:
     def __init__(self, audit: AuditLog, *, owned: bool) -> None:
         self._audit = audit
         self._owned = owned
+        self._since_snapshot = 0
 
     async def close(self) -> None:
         if self._owned:
@@ -131,6 +136,19 @@ class OrderJournal:
             **extra,
             confirm_text=preview.confirm_text,
         )
+
+    async def snapshot(self, ledger: OrderLedger) -> None:
+        """Write the ledger's compact state beside the log (what a restart reads first); a
+        failure is logged: the log alone still restores, only reading more of it."""
+        try:
+            await self._audit.write_state(ledger.snapshot)
+            self._since_snapshot = self._audit.bytes_written
+        except OSError:
+            log.exception("the audit state snapshot could not be written")
+
+    def snapshot_due(self) -> bool:
+        """Whether the log grew by :data:`SNAPSHOT_EVERY_BYTES` since the last snapshot."""
+        return self._audit.bytes_written - self._since_snapshot >= SNAPSHOT_EVERY_BYTES
 
     async def refusal(self, ref: str, refusal: ExecutionRefused) -> None:
         await self.line(

@@ -450,6 +450,21 @@ class OrderLedger:
 
     # -- restart
 
+    def snapshot(self, *, keep_done: int = 1000) -> list[dict[str, Any]]:
+        """The ledger as audit-format records that :meth:`replay` reads back into the same
+        state (a ``submit`` line, the state as a ``status`` line, one ``fill`` line per
+        execution): every order not done, and the ``keep_done`` newest done ones. Orders
+        adopted without a known spec are left out (reconciliation finds them again)."""
+        known = [r for r in self._records.values() if r.spec is not None]
+        done = [r for r in known if is_done(r.state)]
+        kept = {id(r) for r in done[-keep_done:]} if keep_done else set()
+        lines: list[dict[str, Any]] = []
+        for record in known:
+            if is_done(record.state) and id(record) not in kept:
+                continue
+            lines.extend(_record_lines(record))
+        return lines
+
     def replay(self, records: Iterable[Mapping[str, Any]]) -> Replayed:
         """Rebuild from the audit log's records (oldest first): ``submit`` lines create the
         records, ``status``/``reconcile``/``fill`` lines advance them, with the ids and the
@@ -528,6 +543,56 @@ class OrderLedger:
 
 
 _T = TypeVar("_T")
+
+
+def _record_lines(record: OrderRecord) -> list[dict[str, Any]]:
+    t = record.tracked
+    ts = dt.datetime.fromtimestamp(record.submitted_at, dt.UTC).isoformat(timespec="microseconds")
+    lines: list[dict[str, Any]] = [
+        {
+            "ts": ts,
+            "event": "submit",
+            "order_ref": t.order_ref,
+            "symbol": t.symbol,
+            "kind": record.kind,
+            "order": msgspec.to_builtins(record.spec),
+            "meta": msgspec.to_builtins(record.meta),
+            "state": "submitting",
+        }
+    ]
+    lines += [
+        {
+            "event": "fill",
+            "order_ref": t.order_ref,
+            "symbol": f.symbol,
+            "exec_id": f.exec_id,
+            "con_id": f.con_id,
+            "side": f.side,
+            "shares": f.shares,
+            "price": f.price,
+            "cum_qty": f.cum_qty,
+            "avg_price": f.avg_price,
+            "time": f.time,
+            "order_id": f.order_id,
+        }
+        for f in t.fills
+    ]
+    lines.append(
+        {
+            "event": "status",
+            "order_ref": t.order_ref,
+            "symbol": t.symbol,
+            "state": t.state,
+            "status": t.status,
+            "order_id": t.order_id,
+            "perm_id": t.perm_id,
+            "filled": t.filled,
+            "remaining": t.remaining,
+            "avg_fill_price": t.avg_fill_price,
+            "message": t.message,
+        }
+    )
+    return lines
 
 
 def infer_strategy(legs: Sequence[OrderLeg]) -> str:

@@ -439,3 +439,39 @@ async def test_a_submit_line_whose_order_never_reached_tws_is_reported_after_a_r
             )
             assert isinstance(used, ExecutionRefused) and used.reason == "used"
             assert "never reached TWS" in used.message
+
+
+async def test_a_restart_writes_nothing_for_orders_that_did_not_change(
+    sim: SimTWS, tmp_path: Path
+) -> None:
+    with no_decoder_errors():
+        async with execution_tree(sim, tmp_path) as tree:
+            await wait_ready(tree)
+            bought = await preview(tree, [("BUY", "C", 0)])
+            assert isinstance(await execute(tree, bought), OrderSubmitted)
+            resting = await preview(tree, [("BUY", "C", 3)], limit_factor=0.5)
+            assert isinstance(await execute(tree, resting), OrderSubmitted)
+            for _ in range(200):
+                status = await tree.execution.call(
+                    GetOrderStatus(order_ref=bought.preview_id), timeout=2
+                )
+                if isinstance(status, OrderStatusReport) and status.state == "filled":
+                    break
+                await tree.sim.step()
+        before = len(audit(tree))
+        async with execution_tree(sim, tmp_path) as again:
+            await wait_ready(again)
+            outcome = await again.execution.call(
+                GetOrderOutcome(order_ref=bought.preview_id), timeout=2
+            )
+            assert isinstance(outcome, OrderOutcome) and outcome.outcome == "filled"
+            assert outcome.fills and outcome.order_id
+            working = await again.execution.call(
+                GetOrderOutcome(order_ref=resting.preview_id), timeout=2
+            )
+            assert isinstance(working, OrderOutcome) and working.outcome == "working"
+        after = audit(again)
+    repeated = [
+        r for r in after[before:] if r["order_ref"] in (bought.preview_id, resting.preview_id)
+    ]
+    assert repeated == []
