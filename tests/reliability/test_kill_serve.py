@@ -19,6 +19,7 @@ ones.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -142,10 +143,8 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         else:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
         self._reader.join(5)
         self.proc.stdout.close()
         self._log.close()
