@@ -187,6 +187,11 @@ def _read_tail(path: Path, max_bytes: int) -> list[dict[str, Any]]:
     lines = data.split(b"\n")
     if start > 0:
         lines = lines[1:]  # the first one may be cut
+    return _decode(lines)
+
+
+def _decode(lines: Iterable[bytes]) -> list[dict[str, Any]]:
+    """The JSON objects among ``lines`` (a torn last line after a crash is skipped)."""
     records = []
     for raw in lines:
         if not raw.strip():
@@ -194,7 +199,7 @@ def _read_tail(path: Path, max_bytes: int) -> list[dict[str, Any]]:
         try:
             item = msgspec.json.decode(raw)
         except msgspec.DecodeError:
-            continue  # a torn last line after a crash
+            continue
         if isinstance(item, dict):
             records.append(item)
     return records
@@ -234,17 +239,7 @@ def _read_from(path: Path, offset: int) -> list[dict[str, Any]]:
             data = fh.read()
     except FileNotFoundError:
         return []
-    records = []
-    for raw in data.split(b"\n"):
-        if not raw.strip():
-            continue
-        try:
-            item = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            continue  # a torn last line after a crash
-        if isinstance(item, dict):
-            records.append(item)
-    return records
+    return _decode(data.split(b"\n"))
 
 
 async def read_audit_state(path: Path, *, max_bytes: int = 4 * 1024 * 1024) -> list[dict[str, Any]]:
