@@ -68,7 +68,7 @@ from sumppump.messages.orders import (
     PlaceOrder,
 )
 from sumppump.settings import Settings
-from sumppump.trading import changes, gate, report, stops
+from sumppump.trading import changes, gate, modify, report, stops
 from sumppump.trading.account import account_kind
 from sumppump.trading.breaker import BREAKER_THRESHOLD, CircuitBreaker
 from sumppump.trading.gate import RiskVerdict
@@ -641,10 +641,10 @@ class ExecutionActor(Actor):
         )
 
     async def _prepare_modify(self, msg: ex.PrepareModify) -> Reply:
-        record = changes.modify_target(msg, self._ledger)
+        record = modify.modify_target(msg, self._ledger)
         if isinstance(record, ex.ExecutionRefused):
             return record
-        draft = changes.modify_draft(msg, record, await self._reads.order_book())
+        draft = modify.modify_draft(msg, record, await self._reads.order_book())
         if isinstance(draft, ex.ExecutionRefused):
             return draft
         found = await self._reads.positions(draft.spec.symbol)
@@ -655,7 +655,7 @@ class ExecutionActor(Actor):
         if isinstance(quotes, ex.ExecutionRefused):
             return quotes
         kind = self._kind(draft.spec.account)
-        plan = changes.plan_modify(draft, held, quotes, epoch=epoch, account_kind=kind)
+        plan = modify.plan_modify(draft, held, quotes, epoch=epoch, account_kind=kind)
         return (
             plan if isinstance(plan, ex.ExecutionRefused) else await self._create(plan.terms, plan)
         )

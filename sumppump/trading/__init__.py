@@ -15,7 +15,9 @@ What lives where:
   :mod:`~sumppump.trading.prices`: ticks, mids, multipliers, reference prices.
 * :mod:`~sumppump.trading.terms`: analysis → preview terms (``calculate_strategy`` and roll).
 * :mod:`~sumppump.trading.gate`: the execute refusal ladder; :mod:`~sumppump.trading.refusals`.
-* :mod:`~sumppump.trading.changes`: close, modify, roll; :mod:`~sumppump.trading.stops`.
+* :mod:`~sumppump.trading.changes`: close and roll; :mod:`~sumppump.trading.modify`;
+  :mod:`~sumppump.trading.stops`; :mod:`~sumppump.trading.strategy_orders`: the exact order of
+  a built strategy (risk's analysis).
 * :mod:`~sumppump.trading.breaker`, :mod:`~sumppump.trading.account` (the one account-kind
   rule), :mod:`~sumppump.trading.outcome` and :mod:`~sumppump.trading.report` (what became of
   an order), :mod:`~sumppump.trading.holdings`, :mod:`~sumppump.trading.reconciliation`.

@@ -10,7 +10,7 @@ from sumppump.messages.execution import (
     PrepareModify,
     PrepareRoll,
 )
-from sumppump.trading import changes
+from sumppump.trading import changes, modify
 from sumppump.trading.ledger import OrderLedger
 from tests.trading.factory import STOCK_ID, placed, position, quote, stored
 
@@ -78,13 +78,13 @@ def test_a_spread_opened_here_closes_as_one_combo_at_the_mid() -> None:
 def test_modify_refusals_before_reading_anything() -> None:
     _, _, preview = stored()
     ledger = OrderLedger()
-    assert code(changes.modify_target(PrepareModify(order_ref="123"), ledger)) == (
+    assert code(modify.modify_target(PrepareModify(order_ref="123"), ledger)) == (
         ErrorCode.INVALID_ARGUMENT
     )
-    unknown = changes.modify_target(PrepareModify(order_ref=preview.preview_id), ledger)
+    unknown = modify.modify_target(PrepareModify(order_ref=preview.preview_id), ledger)
     assert code(unknown) == ErrorCode.INVALID_ARGUMENT
     placed(ledger, preview, status="Filled", filled=1, avg=3.2)
-    done = changes.modify_target(PrepareModify(order_ref=preview.preview_id, quantity=2), ledger)
+    done = modify.modify_target(PrepareModify(order_ref=preview.preview_id, quantity=2), ledger)
     assert isinstance(done, ExecutionRefused) and done.reason == "not_modifiable"
 
 
@@ -92,20 +92,20 @@ def test_a_modify_draft_and_its_plan() -> None:
     _, _, preview = stored()
     ledger = OrderLedger()
     record = placed(ledger, preview)
-    nothing = changes.modify_target(PrepareModify(order_ref=record.ref), ledger)
+    nothing = modify.modify_target(PrepareModify(order_ref=record.ref), ledger)
     assert code(nothing) == ErrorCode.INVALID_ARGUMENT
     msg = PrepareModify(order_ref=record.ref, limit_price=3.3)
-    target = changes.modify_target(msg, ledger)
+    target = modify.modify_target(msg, ledger)
     assert target is record
-    stop_field = changes.modify_draft(
+    stop_field = modify.modify_draft(
         PrepareModify(order_ref=record.ref, stop_price=1.0), record, None
     )
     assert code(stop_field) == ErrorCode.INVALID_ARGUMENT
-    same = changes.modify_draft(PrepareModify(order_ref=record.ref, limit_price=3.25), record, None)
+    same = modify.modify_draft(PrepareModify(order_ref=record.ref, limit_price=3.25), record, None)
     assert code(same) == ErrorCode.INVALID_ARGUMENT
-    draft = changes.modify_draft(msg, record, None)
-    assert isinstance(draft, changes.ModifyDraft) and draft.new.limit_price == 3.3
-    plan = changes.plan_modify(draft, [], QUOTES, epoch=1, account_kind="LIVE")
+    draft = modify.modify_draft(msg, record, None)
+    assert isinstance(draft, modify.ModifyDraft) and draft.new.limit_price == 3.3
+    plan = modify.plan_modify(draft, [], QUOTES, epoch=1, account_kind="LIVE")
     assert isinstance(plan, changes.Plan)
     assert plan.terms.replaces_order_ref == record.ref and plan.terms.kind == "modify"
     assert plan.terms.max_loss == 330.0  # 325 moved by 0.05 × 100
