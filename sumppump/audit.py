@@ -22,16 +22,25 @@ import datetime as dt
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import anyio
 import msgspec
 
-__all__ = ["AuditEvent", "AuditLog", "read_audit_tail", "scrub"]
+__all__ = [
+    "AuditEvent",
+    "AuditLog",
+    "read_audit_state",
+    "read_audit_tail",
+    "scrub",
+    "state_path",
+]
 
-AuditEvent = Literal["preview", "submit", "status", "fill", "cancel", "refusal", "reconcile"]
+AuditEvent = Literal[
+    "preview", "submit", "status", "fill", "cancel", "refusal", "reconcile", "stop_follow"
+]
 
 _SECRET_KEY: Final = re.compile(
     r"token|secret|passw|authori[sz]ation|api[_-]?key|cookie|credential", re.IGNORECASE
@@ -74,6 +83,8 @@ class AuditLog:
         self._lock = anyio.Lock()
         self._thread_lock = threading.Lock()
         self.lines_written = 0
+        #: Bytes this object appended (how much a restart would read after the snapshot).
+        self.bytes_written = 0
 
     async def write(
         self,
@@ -101,6 +112,7 @@ class AuditLog:
         async with self._lock:
             await anyio.to_thread.run_sync(self._append, line, abandon_on_cancel=False)
         self.lines_written += 1
+        self.bytes_written += len(line)
 
     def _append(self, line: bytes) -> None:
         with self._thread_lock:
@@ -111,6 +123,41 @@ class AuditLog:
                 written = os.write(self._fd, view)
                 view = view[written:]
             os.fsync(self._fd)
+
+    async def write_state(self, records: Callable[[], list[dict[str, Any]]]) -> int:
+        """Replace the state snapshot (:func:`state_path`, atomically: written, fsync-ed,
+        renamed) with ``records()`` and the log's current size, so a restart reads the
+        snapshot and only the lines written after it. ``records`` is called with no line
+        being written, so every line before the recorded size is reflected in it (a line
+        after it may be too: replaying a line twice changes nothing). Returns the size.
+
+        :raises OSError: the snapshot could not be written (the previous one stays)."""
+        async with self._lock:
+            payload = records()
+            return await anyio.to_thread.run_sync(
+                self._replace_state, payload, abandon_on_cancel=False
+            )
+
+    def _replace_state(self, records: list[dict[str, Any]]) -> int:
+        with self._thread_lock:
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            body = msgspec.json.encode(scrub({"offset": size, "records": records}, self._redact))
+            target = state_path(self.path)
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(body)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+            return size
 
     async def close(self) -> None:
         fd, self._fd = self._fd, None
@@ -140,6 +187,11 @@ def _read_tail(path: Path, max_bytes: int) -> list[dict[str, Any]]:
     lines = data.split(b"\n")
     if start > 0:
         lines = lines[1:]  # the first one may be cut
+    return _decode(lines)
+
+
+def _decode(lines: Iterable[bytes]) -> list[dict[str, Any]]:
+    """The JSON objects among ``lines`` (a torn last line after a crash is skipped)."""
     records = []
     for raw in lines:
         if not raw.strip():
@@ -147,7 +199,7 @@ def _read_tail(path: Path, max_bytes: int) -> list[dict[str, Any]]:
         try:
             item = msgspec.json.decode(raw)
         except msgspec.DecodeError:
-            continue  # a torn last line after a crash
+            continue
         if isinstance(item, dict):
             records.append(item)
     return records
@@ -156,3 +208,43 @@ def _read_tail(path: Path, max_bytes: int) -> list[dict[str, Any]]:
 async def read_audit_tail(path: Path, *, max_bytes: int = 4 * 1024 * 1024) -> list[dict[str, Any]]:
     """The records in the last ``max_bytes`` of the log, oldest first (torn lines skipped)."""
     return await anyio.to_thread.run_sync(_read_tail, Path(path), max_bytes)
+
+
+def state_path(path: Path) -> Path:
+    """Where the compact state snapshot of the log at ``path`` lives (beside it)."""
+    return path.with_name(path.name + ".state")
+
+
+def _read_state(path: Path, max_bytes: int) -> list[dict[str, Any]]:
+    try:
+        snapshot = msgspec.json.decode(state_path(path).read_bytes())
+    except (FileNotFoundError, msgspec.DecodeError):
+        return _read_tail(path, max_bytes)
+    offset, records = snapshot.get("offset"), snapshot.get("records")
+    if not isinstance(offset, int) or not isinstance(records, list):
+        return _read_tail(path, max_bytes)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = 0
+    if offset > size:  # the log was replaced since: the snapshot is not about it
+        return _read_tail(path, max_bytes)
+    return [r for r in records if isinstance(r, dict)] + _read_from(path, offset)
+
+
+def _read_from(path: Path, offset: int) -> list[dict[str, Any]]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    return _decode(data.split(b"\n"))
+
+
+async def read_audit_state(path: Path, *, max_bytes: int = 4 * 1024 * 1024) -> list[dict[str, Any]]:
+    """The records a restart replays, oldest first: the compact state snapshot written by
+    :meth:`AuditLog.write_state` (when there is one) and the lines the log gained after it;
+    without a snapshot, the records in the log's last ``max_bytes``. Either way what is read
+    at start stays bounded as the log grows; the log itself keeps the full history."""
+    return await anyio.to_thread.run_sync(_read_state, Path(path), max_bytes)

@@ -70,6 +70,7 @@ from sumppump.messages.connection import (
 from sumppump.messages.orders import OrderLeg, OrderRejected, OrderSpec, WhatIf, WhatIfResult
 from sumppump.messages.rate_limiter import PacingDelayed
 from sumppump.settings import Settings
+from sumppump.trading.account import is_paper
 
 __all__ = [
     "CHECK_NAMES",
@@ -111,7 +112,6 @@ FIX_OPTIONS_LEVEL: Final = (
     "Trading Permissions → Options"
 )
 FIX_INSTALL_CLAUDE: Final = "Run: sumppump install-claude (then restart Claude Desktop)"
-PAPER_PREFIXES: Final = ("DU", "DF")
 #: A one-nickel limit conforms to every US option tick size and is never marketable.
 WHAT_IF_LIMIT: Final = 0.05
 #: TWS answers a what-if in well under a second; silence means it will not answer.
@@ -301,7 +301,7 @@ def _check_account(accounts: Sequence[str]) -> CheckResult:
         return CheckResult(
             ACCOUNT, "WARN", "TWS reported no account", "Log TWS in to your IBKR account"
         )
-    live = [a for a in accounts if not a.upper().startswith(PAPER_PREFIXES)]
+    live = [a for a in accounts if not is_paper(a)]
     listed = ", ".join(accounts)
     if live:
         return CheckResult(

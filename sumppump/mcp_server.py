@@ -52,6 +52,7 @@ from sumppump.tools.common import (
     expect,
     raise_for_outcome,
 )
+from sumppump.trading.account import accounts_kind
 
 __all__ = ["AccountKind", "LocalBearerToken", "Service", "create_app"]
 
@@ -100,11 +101,7 @@ class Service:
 
     @property
     def kind(self) -> AccountKind:
-        if self.simulated:
-            return "SIMULATED"
-        if not self.accounts:
-            return "UNKNOWN"
-        return "PAPER" if all(a.startswith("DU") for a in self.accounts) else "LIVE"
+        return accounts_kind(self.accounts, simulated=self.simulated) or "UNKNOWN"
 
     def ref(self, name: str) -> Ref:
         if self.failure is not None or self.tree is None:

@@ -44,7 +44,6 @@ __all__ = [
     "WhatIfAccepted",
     "WhatIfRejected",
     "WhatIfUnavailable",
-    "account_kind",
     "check_contracts",
     "check_funds",
     "check_market_open",
@@ -108,14 +107,6 @@ def _finite(value: float | None) -> bool:
 
 
 # ---------------------------------------------------------------------- account facts
-
-
-def account_kind(account_id: str, *, simulated: bool = False) -> AccountKind:
-    """SIMULATED when told so; PAPER for IB's paper accounts (ids starting with ``D``: ``DU…``,
-    ``DF…``); LIVE otherwise (including an unknown id: the safe side)."""
-    if simulated:
-        return "SIMULATED"
-    return "PAPER" if account_id.strip().upper().startswith("D") else "LIVE"
 
 
 def shares_committed(positions: Iterable[PositionInfo]) -> dict[str, int]:

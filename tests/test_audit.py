@@ -133,3 +133,51 @@ async def test_tail_reader_skips_a_torn_last_line_and_reads_only_the_tail(tmp_pa
     tail = await read_audit_tail(path, max_bytes=300)
     assert 0 < len(tail) < 20 and tail[-1]["order_ref"] == "sp-19"
     assert await read_audit_tail(tmp_path / "missing.jsonl") == []
+
+
+@pytest.mark.anyio
+async def test_a_restart_reads_the_state_snapshot_and_only_the_lines_after_it(
+    tmp_path: Path,
+) -> None:
+    from sumppump.audit import read_audit_state, state_path
+    from sumppump.trading.ledger import OrderLedger
+    from tests.trading.factory import placed, stored
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    # A long history: many finished orders' lines the snapshot makes unnecessary to read.
+    for n in range(2000):
+        await log.write("refusal", order_ref=f"sp-old-{n}", code="X", message="m" * 200)
+    _, _, working = stored()
+    _, _, filled = stored()
+    ledger = OrderLedger()
+    placed(ledger, working, order_id=3)
+    placed(ledger, filled, order_id=4, status="Filled", filled=1, avg=3.2)
+    offset = await log.write_state(ledger.snapshot)
+    assert offset == path.stat().st_size > 400_000
+    await log.write("status", order_ref=working.preview_id, state="cancelled", status="Cancelled")
+    await log.close()
+    assert stat.S_IMODE(state_path(path).stat().st_mode) == 0o600
+
+    records = await read_audit_state(path)
+    assert not any(str(r["order_ref"]).startswith("sp-old") for r in records)
+    assert len(records) == len(ledger.snapshot()) + 1
+    again = OrderLedger()
+    again.replay(records)
+    w, f = again.get(working.preview_id), again.get(filled.preview_id)
+    assert w is not None and w.state == "cancelled" and w.tracked.order_id == 3
+    assert f is not None and f.tracked.exec_ids == frozenset({"e-4"})
+    assert (f.tracked.perm_id, f.tracked.avg_fill_price) == (400, 3.2)
+
+
+@pytest.mark.anyio
+async def test_without_a_snapshot_an_old_log_is_read_from_its_tail(tmp_path: Path) -> None:
+    from sumppump.audit import read_audit_state, state_path
+
+    path = tmp_path / "audit.jsonl"
+    path.write_text(json.dumps({"event": "submit", "order_ref": "sp-a"}) + "\n")
+    assert [r["order_ref"] for r in await read_audit_state(path)] == ["sp-a"]
+    state_path(path).write_text('{"offset": 999999, "records": []}')  # about another log
+    assert [r["order_ref"] for r in await read_audit_state(path)] == ["sp-a"]
+    state_path(path).write_text("{torn")
+    assert [r["order_ref"] for r in await read_audit_state(path)] == ["sp-a"]

@@ -24,6 +24,7 @@ TOOLS = {
     "get_account",
     "get_positions",
     "get_open_orders",
+    "get_order_status",
     "suggest_strikes",
     "calculate_strategy",
     "execute_trade",

@@ -25,25 +25,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, assert_never
 
 import anyio
 import msgspec
-import numpy as np
 
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
 from sumppump.messages.base import Message, Reply, now_ns
 from sumppump.messages.chain_cache import Chain, GetChain, GetLegQuotes, LegKey, LegQuotes
-from sumppump.messages.chain_cache import LegQuote as ChainLegQuote
 from sumppump.messages.common import (
     DataType,
     NotConnected,
     Ping,
     Pong,
-    Quote,
     StockContract,
 )
 from sumppump.messages.connection import (
@@ -61,7 +57,6 @@ from sumppump.messages.connection import (
 )
 from sumppump.messages.orders import (
     FillReported,
-    OrderLeg,
     OrderRejected,
     OrderSpec,
     WhatIf,
@@ -73,8 +68,6 @@ from sumppump.messages.risk import (
     AnalyseStrategy,
     CheckResult,
     GetAccountState,
-    LegSnapshot,
-    QuoteSnapshot,
     RecheckOrder,
     RecheckResult,
     RiskRejected,
@@ -83,14 +76,12 @@ from sumppump.messages.risk import (
     StrikeSuggestions,
     SuggestStrikes,
 )
-from sumppump.previews import strategy_legs
 from sumppump.risk_checks import (
     CONTRACTS,
     WhatIfAccepted,
     WhatIfOutcome,
     WhatIfRejected,
     WhatIfUnavailable,
-    account_kind,
     check_contracts,
     check_funds,
     check_market_open,
@@ -102,18 +93,25 @@ from sumppump.risk_checks import (
     contracts_in,
     decide,
     shares_committed,
-    wire_limit_price,
 )
 from sumppump.settings import Settings
 from sumppump.strategies.analysis import (
-    LegQuote,
-    QuotedLeg,
-    StrategyAnalysis,
     analyse_order,
 )
 from sumppump.strategies.builders import BuiltStrategy, build_strategy, require_level2
 from sumppump.strategies.model import StrategyLeg, StrategyRefused
-from sumppump.strategies.search import ChainSlice, suggest
+from sumppump.strategies.search import suggest
+from sumppump.trading.account import account_kind
+from sumppump.trading.prices import mid_last_or_close, strategy_legs
+from sumppump.trading.strategy_orders import (
+    chain_slice,
+    data_type_of,
+    leg_multiplier,
+    order_max_loss,
+    order_spec,
+    quote_snapshot,
+    quoted_legs,
+)
 
 __all__ = ["RiskActor"]
 
@@ -311,11 +309,11 @@ class RiskActor(Actor):
         try:
             built = self._build(msg, symbol, 100, held, committed)
             legs_reply = await self._leg_quotes(symbol, built.legs)
-            multiplier = _multiplier(legs_reply)
+            multiplier = leg_multiplier(legs_reply)
             if multiplier != built.multiplier:
                 built = self._build(msg, symbol, multiplier, held, committed)
-            quoted, missing = _quoted_legs(built, legs_reply, self._today())
-            spot = _reference_price(legs_reply.underlying)
+            quoted, missing = quoted_legs(built, legs_reply, self._today())
+            spot = mid_last_or_close(legs_reply.underlying)
             analysis = analyse_order(
                 quoted,
                 built.quantity,
@@ -334,7 +332,7 @@ class RiskActor(Actor):
                 account_kind=self._kind,
             )
         try:
-            order = _order_spec(built, legs_reply, analysis, account.account_id)
+            order = order_spec(built, legs_reply, analysis, account.account_id)
         except ValueError as exc:
             return RiskRejected(
                 code="NO_MARKET_DATA",
@@ -344,12 +342,12 @@ class RiskActor(Actor):
                 account_kind=self._kind,
             )
         what_if, result = await self._what_if(order)
-        data_type = _data_type(legs_reply)
+        data_type = data_type_of(legs_reply)
         checks = self._order_checks(
             symbol=symbol,
             legs=built.legs,
             quantity=built.quantity,
-            max_loss=_order_max_loss(analysis),
+            max_loss=order_max_loss(analysis),
             debit=analysis.net_debit_total,
             commission=(
                 result.commission
@@ -380,14 +378,14 @@ class RiskActor(Actor):
             warnings=(*analysis.warnings, *verdict.warnings),
             account_id=account.account_id,
             account_kind=self._kind,
-            quote_snapshot=_snapshot(built, legs_reply),
+            quote_snapshot=quote_snapshot(built, legs_reply),
             epoch=epoch,
             data_type=data_type,
             notes=built.notes,
             what_if_init_margin_change=result.init_margin_change if result else None,
             what_if_commission=result.commission if result else None,
             switched_from=legs_reply.switched_from,
-            order_max_loss=_order_max_loss(analysis),
+            order_max_loss=order_max_loss(analysis),
             shares_held_used=built.coverage.held_shares_used,
             stock=legs_reply.stock,
         )
@@ -488,7 +486,7 @@ class RiskActor(Actor):
         )
         if not isinstance(reply, Chain):
             raise _Outcome(reply)
-        spot = _reference_price(reply.underlying)
+        spot = mid_last_or_close(reply.underlying)
         if spot is None:
             return RiskRejected(
                 code="NO_MARKET_DATA",
@@ -496,7 +494,7 @@ class RiskActor(Actor):
                 hint="retry when the market is quoting",
             )
         try:
-            chain = _chain_slice(reply, spot, self._today())
+            chain = chain_slice(reply, spot, self._today())
             candidates = suggest(
                 chain,
                 msg.outlook,
@@ -579,225 +577,4 @@ class RiskActor(Actor):
 def _passed_as_closing(check: CheckResult) -> CheckResult:
     return msgspec.structs.replace(
         check, status="passed", detail=f"{check.detail}; the order only closes what is held"
-    )
-
-
-def _reference_price(quote: Quote) -> float | None:
-    """Mid with a two-sided market, else last, else the previous close."""
-    for value in (quote.mid, quote.last, quote.close):
-        if value is not None and value > 0:
-            return value
-    return None
-
-
-def _multiplier(legs: LegQuotes) -> int:
-    multipliers = {round(leg.contract.multiplier) for leg in legs.legs}
-    if len(multipliers) > 1:
-        raise StrategyRefused(
-            "INVALID_ARGUMENT", "the legs have different multipliers", "use one option class"
-        )
-    return multipliers.pop() if multipliers else 100
-
-
-def _years(expiry: str, today: dt.date) -> float:
-    days = (dt.date.fromisoformat(expiry) - today).days
-    return max(days, 0.5) / 365.0
-
-
-def _quoted_legs(
-    built: BuiltStrategy, legs: LegQuotes, today: dt.date
-) -> tuple[list[QuotedLeg], list[str]]:
-    """Each built leg with its quote; ``missing`` names legs without a two-sided quote."""
-    by_key: dict[tuple[str | None, float | None, str], ChainLegQuote] = {
-        (q.key.expiry, q.key.strike, q.key.right): q for q in legs.legs
-    }
-    quoted: list[QuotedLeg] = []
-    missing: list[str] = []
-    for leg in built.legs:
-        if not leg.is_option:
-            u = legs.underlying
-            quoted.append(QuotedLeg(leg=leg, quote=LegQuote(bid=u.bid, ask=u.ask, multiplier=1)))
-            if u.bid is None or u.ask is None:
-                missing.append(leg.describe())
-            continue
-        found = by_key[(leg.expiry, leg.strike, leg.right)]
-        q = found.quote
-        greeks = q.greeks if q is not None else None
-        quoted.append(
-            QuotedLeg(
-                leg=leg,
-                quote=LegQuote(
-                    bid=q.bid if q else None,
-                    ask=q.ask if q else None,
-                    multiplier=round(found.contract.multiplier),
-                    iv=(greeks.iv if greeks else None) or (q.implied_vol if q else None),
-                    expiry_years=_years(found.contract.expiry, today),
-                    delta=greeks.delta if greeks else None,
-                    gamma=greeks.gamma if greeks else None,
-                    theta=greeks.theta if greeks else None,
-                    vega=greeks.vega if greeks else None,
-                ),
-            )
-        )
-        if q is None or q.bid is None or q.ask is None:
-            missing.append(leg.describe())
-    return quoted, missing
-
-
-def _order_leg(leg: StrategyLeg, legs: LegQuotes) -> OrderLeg:
-    if not leg.is_option:
-        return OrderLeg(
-            con_id=legs.stock.con_id,
-            symbol=legs.stock.symbol,
-            sec_type="STK",
-            action=leg.action,
-            ratio=leg.ratio,
-            multiplier=1.0,
-        )
-    found = next(
-        q.contract
-        for q in legs.legs
-        if (q.key.expiry, q.key.strike, q.key.right) == (leg.expiry, leg.strike, leg.right)
-    )
-    return OrderLeg(
-        con_id=found.con_id,
-        symbol=found.symbol,
-        sec_type="OPT",
-        action=leg.action,
-        ratio=leg.ratio,
-        multiplier=found.multiplier,
-        expiry=found.expiry,
-        strike=found.strike,
-        right=found.right,
-    )
-
-
-def _order_spec(
-    built: BuiltStrategy, legs: LegQuotes, analysis: StrategyAnalysis, account_id: str
-) -> OrderSpec:
-    """The exact order: one leg at its own price per share (always positive), or a guaranteed
-    combo at the net in IB's combo terms (positive debit).
-
-    :raises ValueError: a stock leg without a stock mid (see ``wire_limit_price``).
-    """
-    order_legs = tuple(_order_leg(leg, legs) for leg in built.legs)
-    if len(order_legs) == 1:
-        limit = round(abs(analysis.limit_price) / built.legs[0].ratio, 2)
-    else:
-        limit = wire_limit_price(
-            analysis.limit_price, built.legs, built.multiplier, legs.underlying.mid
-        )
-    return OrderSpec(
-        order_ref="",
-        account=account_id,
-        symbol=built.symbol,
-        legs=order_legs,
-        quantity=built.quantity,
-        order_type="LMT",
-        limit_price=limit,
-        tif="DAY",
-    )
-
-
-def _order_max_loss(analysis: StrategyAnalysis) -> float | None:
-    """The loss the order adds: the position's max loss (with commission) less what held shares
-    it is built on could lose anyway; ``None`` when unbounded."""
-    total = analysis.max_loss_with_commission
-    if total is None:
-        total = analysis.max_loss
-    if total is None:
-        return None
-    return max(0.0, total - analysis.held_shares_max_loss)
-
-
-def _data_type(legs: LegQuotes) -> DataType:
-    kinds = {legs.underlying.data_type, legs.data_type} | {
-        q.quote.data_type for q in legs.legs if q.quote is not None
-    }
-    if len(kinds) == 1:
-        return kinds.pop()
-    worst: tuple[DataType, ...] = ("delayed_frozen", "delayed", "frozen")
-    return next((kind for kind in worst if kind in kinds), "live")
-
-
-def _snapshot(built: BuiltStrategy, legs: LegQuotes) -> QuoteSnapshot:
-    u = legs.underlying
-    rows: list[LegSnapshot] = []
-    by_key: dict[tuple[str | None, float | None, str], ChainLegQuote] = {
-        (q.key.expiry, q.key.strike, q.key.right): q for q in legs.legs
-    }
-    for leg in built.legs:
-        if not leg.is_option:
-            rows.append(
-                LegSnapshot(
-                    con_id=legs.stock.con_id,
-                    description=leg.describe(),
-                    bid=u.bid,
-                    ask=u.ask,
-                    mid=u.mid,
-                    ts=u.ts,
-                )
-            )
-            continue
-        found = by_key[(leg.expiry, leg.strike, leg.right)]
-        q = found.quote
-        rows.append(
-            LegSnapshot(
-                con_id=found.contract.con_id,
-                description=leg.describe(),
-                bid=q.bid if q else None,
-                ask=q.ask if q else None,
-                mid=q.mid if q else None,
-                ts=q.ts if q else 0,
-            )
-        )
-    stamps = [r.ts for r in rows if r.ts] + ([u.ts] if u.ts else [])
-    return QuoteSnapshot(
-        underlying_con_id=legs.stock.con_id,
-        underlying_bid=u.bid,
-        underlying_ask=u.ask,
-        underlying_last=u.last,
-        underlying_mid=u.mid,
-        legs=tuple(rows),
-        data_type=_data_type(legs),
-        ts=min(stamps, default=0),
-    )
-
-
-def _chain_slice(chain: Chain, spot: float, today: dt.date) -> ChainSlice:
-    strikes = sorted({r.strike for r in chain.rows})
-    index = {k: i for i, k in enumerate(strikes)}
-    n = len(strikes)
-    cols = {name: np.full(n, np.nan) for name in ("cb", "ca", "pb", "pa", "civ", "piv", "cm", "pm")}
-
-    def put(name: str, i: int, value: float | None) -> None:
-        if value is not None and math.isfinite(value):
-            cols[name][i] = value
-
-    for row in chain.rows:
-        i = index[row.strike]
-        if row.right == "C":
-            put("cb", i, row.bid)
-            put("ca", i, row.ask)
-            put("civ", i, row.iv)
-            put("cm", i, row.mid)
-        else:
-            put("pb", i, row.bid)
-            put("pa", i, row.ask)
-            put("piv", i, row.iv)
-            put("pm", i, row.mid)
-    return ChainSlice(
-        expiry=chain.expiry,
-        strikes=np.asarray(strikes, dtype=float),
-        call_bid=cols["cb"],
-        call_ask=cols["ca"],
-        put_bid=cols["pb"],
-        put_ask=cols["pa"],
-        call_iv=cols["civ"],
-        put_iv=cols["piv"],
-        call_mid=cols["cm"],
-        put_mid=cols["pm"],
-        spot=spot,
-        years=_years(chain.expiry, today),
-        multiplier=round(chain.multiplier),
     )

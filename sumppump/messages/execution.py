@@ -76,7 +76,10 @@ __all__ = [
     "Fills",
     "GetBreaker",
     "GetFills",
+    "GetOrderOutcome",
     "GetOrderStatus",
+    "OrderOutcome",
+    "OrderOutcomeState",
     "OrderStatusReport",
     "OrderSubmitted",
     "OrderTerms",
@@ -207,7 +210,7 @@ class PrepareStopLoss(Command, frozen=True, kw_only=True):
 class PrepareClose(Command, frozen=True, kw_only=True):
     """Preview closing (all or ``quantity`` units of) a held position of ``symbol``.
 
-    ``position`` names it (see :mod:`sumppump.holdings`): a conId or description from
+    ``position`` names it (see :mod:`sumppump.trading.holdings`): a conId or description from
     ``get_positions``, ``STK``, or the ``order_ref`` of a combo opened here. A structure opened
     together is closed as one guaranteed combo. ``limit_price`` is per share for a single leg,
     net per unit for a combo (negative = credit received); default the mid rounded to the tick.
@@ -476,6 +479,63 @@ class OrderStatusReport(Reply, frozen=True, kw_only=True):
     stop_loss_prompt: StopLossPrompt | None = None
 
 
+OrderOutcomeState = Literal[
+    "working",
+    "filled",
+    "cancelled",
+    "rejected",
+    "never_reached_tws",
+    "outcome_unknown",
+    "not_sent",
+    "unknown",
+]
+
+
+class GetOrderOutcome(Command, frozen=True, kw_only=True):
+    """What became of the order SumpPump placed or tried under ``order_ref`` (a preview id).
+    Reply :class:`OrderOutcome`; read-only."""
+
+    order_ref: str
+
+
+class OrderOutcome(Reply, frozen=True, kw_only=True):
+    """The true outcome of one order, by its ``outcome``:
+
+    * ``working``: TWS holds it (``order`` its terms, ``filled`` so far);
+    * ``filled``: ``fills``, ``avg_fill_price`` and ``commission`` (``None`` until IB reports
+      it; not kept across a restart);
+    * ``cancelled`` (``filled`` before the cancel), ``rejected`` (``reason``: IB's);
+    * ``never_reached_tws``: the submit line was written but TWS never received it (nothing
+      was placed, and it is never re-sent);
+    * ``outcome_unknown``: it was handed to TWS and reconciliation has not established it yet
+      (``action`` says what is being done);
+    * ``not_sent``: the id is a preview that was never executed (``reason`` says why: open,
+      expired, refused, …);
+    * ``unknown``: not one of ours, or forgotten.
+
+    ``message`` says the same in one line."""
+
+    order_ref: str
+    outcome: OrderOutcomeState
+    message: str
+    symbol: str = ""
+    kind: str = ""
+    description: str = ""
+    order: OrderSpec | None = None
+    status: str = ""
+    order_id: int | None = None
+    perm_id: int | None = None
+    quantity: float = 0.0
+    filled: float = 0.0
+    remaining: float = 0.0
+    avg_fill_price: float | None = None
+    commission: float | None = None
+    fills: tuple[FillInfo, ...] = ()
+    reason: str = ""
+    action: str = ""
+    reconciled: bool = False
+
+
 class CancelByRef(Command, frozen=True, kw_only=True):
     """Cancel our working order ``order_ref``. Reply :class:`CancelResult` or
     :class:`ExecutionRefused` (``INVALID_ARGUMENT`` unknown ref / already done,
@@ -552,6 +612,7 @@ ExecutionRequest = (
     | PrepareRoll
     | ExecutePreview
     | GetOrderStatus
+    | GetOrderOutcome
     | CancelByRef
     | GetFills
     | ResetBreaker
@@ -565,6 +626,7 @@ ExecutionReply = (
     | ExecutionRefused
     | OutcomeUnknown
     | OrderStatusReport
+    | OrderOutcome
     | CancelResult
     | Fills
     | BreakerState

@@ -1,14 +1,19 @@
-"""Account results: balances, positions, open orders."""
+"""Account results: balances, positions, open orders, the outcome of one order."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from sumppump.messages.connection import AccountSnapshot, OpenOrderInfo, PositionInfo
+from sumppump.messages.execution import OrderOutcome
 from sumppump.rendering import Rendered, drop_none, plural
 from sumppump.rendering.numbers import fcents, fsigned, rcents, rnum
+from sumppump.rendering.trading import order_terms
+from sumppump.trading.report import outcome_summary
 
-__all__ = ["account", "open_orders", "positions"]
+__all__ = ["account", "open_orders", "order_outcome", "positions"]
 
 
 def account(a: AccountSnapshot, *, kind: str) -> Rendered:
@@ -128,3 +133,19 @@ def open_orders(orders: tuple[OpenOrderInfo, ...]) -> Rendered:
             f"{r.get('remaining', 0):g} (ref {r['order_ref'] or 'n/a'}, id {r['order_id']})"
         )
     return Rendered("\n".join(lines), data)
+
+
+def order_outcome(outcome: OrderOutcome) -> Rendered:
+    """get_order_status: the true outcome of one order. The text is the trading core's
+    :func:`~sumppump.trading.report.outcome_summary`; the structured content holds the same
+    fields (untagged, the order's terms as get_open_orders gives them, no empty fields)."""
+    data = drop_none(
+        {
+            key: value
+            for key, value in msgspec.to_builtins(outcome).items()
+            if key not in ("type", "id", "ts_init", "order") and value not in ("", (), [])
+        }
+    )
+    if outcome.order is not None:
+        data["order"] = order_terms(outcome.order)
+    return Rendered(outcome_summary(outcome), data)

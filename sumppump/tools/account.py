@@ -1,4 +1,4 @@
-"""Account tools: get_account, get_positions, get_open_orders (read only)."""
+"""Account tools: get_account, get_positions, get_open_orders, get_order_status (read only)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from sumppump.messages.connection import (
     OpenOrders,
     Positions,
 )
+from sumppump.messages.execution import GetOrderOutcome, OrderOutcome
 from sumppump.rendering import account as render
-from sumppump.tools.common import expect, ok, read_tool, result_schema, tool_body
+from sumppump.tools.common import OrderRef, expect, ok, read_tool, result_schema, tool_body
 
 if TYPE_CHECKING:
     from sumppump.mcp_server import Service
@@ -55,3 +56,17 @@ def register(app: FastMCP[Any], service: Service) -> None:
         await service.connection_state()
         orders = expect(await service.ask("connection", FetchOpenOrders()), OpenOrders)
         return ok(service, render.open_orders(orders.orders))
+
+    @app.tool(
+        annotations=read_tool("Order outcome"),
+        output_schema=result_schema("order_ref", "outcome", "message"),
+    )
+    @tool_body
+    async def get_order_status(order_ref: OrderRef) -> ToolResult:
+        """What became of an order SumpPump placed or tried (order_ref = its preview id):
+        working, filled (fills, average price, commission), cancelled, rejected (IB's
+        reason), never reached TWS, or outcome unknown (and what is being done)."""
+        done = expect(
+            await service.ask("execution", GetOrderOutcome(order_ref=order_ref)), OrderOutcome
+        )
+        return ok(service, render.order_outcome(done))

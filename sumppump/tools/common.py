@@ -131,6 +131,10 @@ RightArg = Annotated[
 ]
 
 
+#: An order's reference: the preview id it was placed under (``sp-…``).
+OrderRef = Annotated[str, Field(min_length=1, max_length=100, description="sp-… ref of the order")]
+
+
 def result_schema(*fields: str) -> dict[str, Any]:
     """The output schema of a result: an object with these top-level fields and
     ``environment``. Deliberately shallow: the description says what the fields mean, and

@@ -21,7 +21,6 @@ from sumppump.messages.execution import (
     ApprovalContext,
     CancelByRef,
     CancelResult,
-    CreatePreview,
     ExecutePreview,
     ExecutionRefused,
     OrderSubmitted,
@@ -36,7 +35,6 @@ from sumppump.messages.risk import (
     StrikeSuggestions,
     SuggestStrikes,
 )
-from sumppump.previews import snapshot_quotes
 from sumppump.rendering import trading as render
 from sumppump.rendering.trading import AnalysisResult, PreviewResult
 from sumppump.strategies.analysis import StrategyAnalysis
@@ -46,6 +44,7 @@ from sumppump.tools.common import (
     Failure,
     IsoDate,
     OptionalStrikes,
+    OrderRef,
     Symbol,
     acting_tool,
     expect,
@@ -59,6 +58,7 @@ from sumppump.tools.common import (
     result_schema,
     tool_body,
 )
+from sumppump.trading.terms import open_terms
 
 if TYPE_CHECKING:
     from sumppump.mcp_server import Service
@@ -68,7 +68,6 @@ __all__ = [
     "STRATEGIES",
     "approve",
     "execute_preview",
-    "preview_request",
     "preview_result",
     "previewed",
     "register",
@@ -113,31 +112,6 @@ def with_ticket(result: ToolResult, full: msgspec.Struct) -> ToolResult:
     middleware keeps it for the app-only fetch and takes it out of ``_meta``."""
     result.meta = {**(result.meta or {}), TICKET_PAYLOAD_KEY: msgspec.to_builtins(full)}
     return result
-
-
-def preview_request(symbol: str, strategy: str, done: StrategyAnalysed) -> CreatePreview:
-    """calculate_strategy's analysis → the preview execution stores (kept in one place: the
-    trading core owns this mapping)."""
-    analysis = done.analysis
-    return CreatePreview(
-        order=done.order,
-        symbol=symbol,
-        kind="open",
-        strategy=strategy.replace("_", " "),
-        max_loss=analysis.max_loss_with_commission,
-        max_gain=analysis.max_gain,
-        breakevens=analysis.breakevens,
-        net_debit=analysis.limit_price,
-        quote_snapshot=snapshot_quotes(done.quote_snapshot),
-        underlying_price=done.quote_snapshot.underlying_mid,
-        epoch=done.epoch,
-        account_kind=done.account_kind,
-        min_tick=analysis.tick,
-        warnings=done.warnings,
-        commission=done.what_if_commission or analysis.commission.total,
-        shares_held_used=done.shares_held_used,
-        order_max_loss=done.order_max_loss,
-    )
 
 
 async def previewed(
@@ -245,7 +219,7 @@ def register(app: FastMCP[Any], service: Service) -> None:
         if isinstance(reply, RiskRejected):
             raise refusal(reply.code, reply.message, reply.hint)
         done = expect(reply, StrategyAnalysed)
-        preview = await service.ask("execution", preview_request(symbol, strategy, done))
+        preview = await service.ask("execution", open_terms(done, strategy))
         if isinstance(preview, ExecutionRefused):
             raise refusal(preview.code, preview.message, preview.hint)
         created = expect(preview, PreviewCreated)
@@ -327,9 +301,7 @@ def register(app: FastMCP[Any], service: Service) -> None:
     )
     @tool_body
     async def cancel_order(
-        order_ref: Annotated[
-            str, Field(min_length=1, max_length=100, description="sp-… ref of the order")
-        ],
+        order_ref: OrderRef,
     ) -> ToolResult:
         """Cancels a working order placed by SumpPump (reduces exposure)."""
         reply = await service.ask("execution", CancelByRef(order_ref=order_ref))

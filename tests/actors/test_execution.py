@@ -14,23 +14,28 @@ from sumppump.messages.execution import (
     CancelByRef,
     CancelResult,
     CreatePreview,
+    ExecutePreview,
     ExecutionRefused,
     Fills,
     GetFills,
+    GetOrderOutcome,
     GetOrderStatus,
+    OrderOutcome,
     OrderStatusReport,
     OrderSubmitted,
     PrepareStopLoss,
     PreviewCreated,
 )
 from sumppump.messages.risk import AnalyseStrategy, StrategyAnalysed
-from sumppump.previews import new_preview_id, snapshot_quotes
+from sumppump.trading.previews import new_preview_id
+from sumppump.trading.prices import snapshot_quotes
 from sumppump.tws_sim import SimTWS
 from tests.actors.test_execution_support import (
     ACCOUNT,
     EXPIRY,
     LegWant,
     Tree,
+    approval,
     chain_strikes,
     execute,
     execution_tree,
@@ -352,3 +357,121 @@ async def test_the_real_risk_actor_analysis_previews_and_places_a_bull_call_spre
         assert isinstance(reply, OrderSubmitted), reply
         [received] = tree.placed(created.preview_id)
         assert received.request.contract.sec_type == "BAG"  # type: ignore[attr-defined]
+
+
+async def test_get_order_outcome_tells_filled_from_cancelled_and_a_used_preview_says_which(
+    tree: Tree,
+) -> None:
+    bought = await preview(tree, [("BUY", "C", 0)])
+    assert isinstance(await execute(tree, bought), OrderSubmitted)
+    resting = await preview(tree, [("BUY", "C", 3)], limit_factor=0.5)
+    assert isinstance(await execute(tree, resting), OrderSubmitted)
+
+    async def outcome(ref: str) -> OrderOutcome:
+        reply = await tree.execution.call(GetOrderOutcome(order_ref=ref), timeout=2)
+        assert isinstance(reply, OrderOutcome)
+        return reply
+
+    async def filled() -> bool:
+        return (await outcome(bought.preview_id)).outcome == "filled"
+
+    for _ in range(200):
+        if await filled():
+            break
+        await tree.sim.step()
+    done = await outcome(bought.preview_id)
+    assert done.filled == 1 and done.avg_fill_price is not None and done.fills
+    assert done.order == bought.order and done.order_id
+    working = await outcome(resting.preview_id)
+    assert working.outcome == "working" and working.order is not None
+    assert working.order.limit_price == resting.order.limit_price
+    cancelled = await tree.execution.call(CancelByRef(order_ref=resting.preview_id), timeout=8)
+    assert isinstance(cancelled, CancelResult)
+    assert (await outcome(resting.preview_id)).outcome == "cancelled"
+    again = await execute(tree, bought)
+    assert isinstance(again, ExecutionRefused) and again.reason == "used"
+    assert f"order {bought.preview_id} filled 1" in again.message
+    assert "get_order_status" in again.hint and "an order was sent" not in again.message
+    open_preview = await preview(tree, [("BUY", "C", 1)])
+    assert (await outcome(open_preview.preview_id)).outcome == "not_sent"
+    assert (await outcome("manual-7")).outcome == "unknown"
+
+
+async def test_a_submit_line_whose_order_never_reached_tws_is_reported_after_a_restart(
+    sim: SimTWS, tmp_path: Path
+) -> None:
+    ref = new_preview_id()
+    order = {
+        "order_ref": ref,
+        "account": ACCOUNT,
+        "symbol": "AAPL",
+        "legs": [
+            {
+                "con_id": 1,
+                "symbol": "AAPL",
+                "sec_type": "STK",
+                "action": "BUY",
+                "ratio": 1,
+                "multiplier": 1.0,
+            }
+        ],
+        "quantity": 1,
+        "limit_price": 1.0,
+    }
+    line = {
+        "ts": "2026-01-02T15:00:00+00:00",
+        "event": "submit",
+        "order_ref": ref,
+        "symbol": "AAPL",
+        "kind": "open",
+        "order": order,
+        "state": "submitting",
+    }
+    (tmp_path / "audit.jsonl").write_text(json.dumps(line) + "\n")
+    with no_decoder_errors():
+        async with execution_tree(sim, tmp_path) as tree:
+            await wait_ready(tree)
+            reply = await tree.execution.call(GetOrderOutcome(order_ref=ref), timeout=2)
+            assert isinstance(reply, OrderOutcome), reply
+            assert reply.outcome == "never_reached_tws" and "nothing was placed" in reply.message
+            used = await tree.execution.call(
+                ExecutePreview(preview_id=ref, confirm_text="x", approval=approval()), timeout=5
+            )
+            assert isinstance(used, ExecutionRefused) and used.reason == "used"
+            assert "never reached TWS" in used.message
+
+
+async def test_a_restart_writes_nothing_for_orders_that_did_not_change(
+    sim: SimTWS, tmp_path: Path
+) -> None:
+    with no_decoder_errors():
+        async with execution_tree(sim, tmp_path) as tree:
+            await wait_ready(tree)
+            bought = await preview(tree, [("BUY", "C", 0)])
+            assert isinstance(await execute(tree, bought), OrderSubmitted)
+            resting = await preview(tree, [("BUY", "C", 3)], limit_factor=0.5)
+            assert isinstance(await execute(tree, resting), OrderSubmitted)
+            for _ in range(200):
+                status = await tree.execution.call(
+                    GetOrderStatus(order_ref=bought.preview_id), timeout=2
+                )
+                if isinstance(status, OrderStatusReport) and status.state == "filled":
+                    break
+                await tree.sim.step()
+        before = len(audit(tree))
+        async with execution_tree(sim, tmp_path) as again:
+            await wait_ready(again)
+            outcome = await again.execution.call(
+                GetOrderOutcome(order_ref=bought.preview_id), timeout=2
+            )
+            assert isinstance(outcome, OrderOutcome) and outcome.outcome == "filled"
+            assert outcome.fills and outcome.order_id
+            working = await again.execution.call(
+                GetOrderOutcome(order_ref=resting.preview_id), timeout=2
+            )
+            assert isinstance(working, OrderOutcome) and working.outcome == "working"
+        after = audit(again)
+    repeated = [
+        r for r in after[before:] if r["order_ref"] in (bought.preview_id, resting.preview_id)
+    ]
+    assert repeated == []

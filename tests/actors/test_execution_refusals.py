@@ -24,7 +24,8 @@ from sumppump.messages.execution import (
     Voided,
     VoidSymbol,
 )
-from sumppump.previews import new_preview_id, option_price_tick, round_to_tick, structure_mid
+from sumppump.trading.previews import new_preview_id
+from sumppump.trading.prices import option_price_tick, round_to_tick, structure_mid
 from sumppump.tws_sim import SimTWS
 from tests.actors.test_execution_support import (
     Tree,

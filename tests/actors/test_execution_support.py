@@ -35,9 +35,9 @@ from sumppump.messages.execution import (
 )
 from sumppump.messages.orders import OrderLeg, OrderSpec
 from sumppump.messages.risk import CheckResult, RecheckOrder, RecheckResult
-from sumppump.previews import option_price_tick, round_to_tick, structure_mid
 from sumppump.settings import Settings
 from sumppump.supervisor import ChildSpec, Supervisor
+from sumppump.trading.prices import option_price_tick, round_to_tick, structure_mid
 from sumppump.tws_sim import SimTWS
 from tests.support.ib_harness import FAST_RECONNECT
 

@@ -22,7 +22,6 @@ from sumppump.risk_checks import (
     WhatIfAccepted,
     WhatIfRejected,
     WhatIfUnavailable,
-    account_kind,
     check_contracts,
     check_funds,
     check_market_open,
@@ -242,14 +241,6 @@ def test_live_not_run_quotes_refuse_with_no_market_data() -> None:
 
 
 # ---------------------------------------------------------------------- account facts
-
-
-def test_account_kind_from_the_id() -> None:
-    assert account_kind("U1234567") == "LIVE"
-    assert account_kind("DU1234567") == "PAPER"
-    assert account_kind("DF7654321") == "PAPER"
-    assert account_kind("") == "LIVE"  # unknown: the safe side
-    assert account_kind("DU1234567", simulated=True) == "SIMULATED"
 
 
 def option(

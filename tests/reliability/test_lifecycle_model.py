@@ -46,8 +46,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from sumppump.holdings import level2_after
 from sumppump.messages.connection import PositionInfo
+from sumppump.trading.holdings import level2_after
 from tests.reliability.support import (
     ACCOUNT,
     App,

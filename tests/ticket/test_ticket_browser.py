@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from sumppump.previews import money
 from sumppump.ticket import CHAIN_URI, FETCH_TOOL, TICKET_URI
 from sumppump.ticket.host import HostRelay, chromium, find_chromium
+from sumppump.trading.confirm import money
 from tests.ticket.support import placed, ticket_app
 
 pytestmark = [

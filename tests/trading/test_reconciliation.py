@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sumppump.messages.orders import FillReported, OrderBook, OrderRecord
-from sumppump.previews import new_preview_id
-from sumppump.reconciliation import (
+from sumppump.trading.previews import new_preview_id
+from sumppump.trading.reconciliation import (
     BAG_CON_ID,
     TrackedOrder,
     apply_fill,

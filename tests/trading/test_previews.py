@@ -8,19 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sumppump.messages.common import Quote
+from sumppump.messages.execution import CreatePreview
 from sumppump.messages.orders import OrderLeg, OrderSpec
-from sumppump.previews import (
+from sumppump.trading.confirm import confirm_matches
+from sumppump.trading.previews import (
     Preview,
     PreviewStore,
     Tombstone,
-    confirm_matches,
     is_preview_id,
     new_preview_id,
     order_digest,
-    round_to_tick,
-    slippage_allowance,
-    structure_mid,
 )
+from sumppump.trading.prices import round_to_tick, slippage_allowance, structure_mid
 
 ACCOUNT = "U1234567"
 
@@ -94,7 +93,11 @@ def add(
         "quote_snapshot": (Quote(con_id=11, bid=5.0, ask=5.2), Quote(con_id=12, bid=1.9, ask=2.1)),
     }
     args.update(kw)
-    return store.add(order, **args)  # type: ignore[arg-type]
+    ttl = args.pop("ttl_s", None)
+    terms = msgspec.convert(
+        {"order": msgspec.to_builtins(order), **msgspec.to_builtins(args)}, CreatePreview
+    )
+    return store.add(terms, ttl_s=ttl)  # type: ignore[arg-type]
 
 
 def test_ids_are_unique_opaque_and_carry_at_least_128_random_bits() -> None:
@@ -125,7 +128,10 @@ def test_preview_binds_the_order_ref_to_its_id_and_hashes_the_exact_order() -> N
         assert order_digest(order, **base) != preview.digest  # type: ignore[arg-type]
     assert order_digest(preview.order, **{**base, "epoch": 2}) != preview.digest  # type: ignore[arg-type]
     tampered = Preview(
-        **{**{f: getattr(preview, f) for f in Preview.__slots__}, "order": changed[0]}
+        **{
+            **{f: getattr(preview, f) for f in Preview.__slots__},
+            "terms": msgspec.structs.replace(preview.terms, order=changed[0]),
+        }
     )
     assert not tampered.intact()
 

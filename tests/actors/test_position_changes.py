@@ -12,8 +12,8 @@ from typing import Any
 import anyio
 import pytest
 
-from sumppump.holdings import level2_after
 from sumppump.messages.connection import PositionInfo
+from sumppump.trading.holdings import level2_after
 from tests.reliability.support import (
     ACCOUNT,
     App,

@@ -1,5 +1,5 @@
-"""sumppump.holdings: what is held as structures a person can name, close or roll; the Level-2
-rule on what a close or roll leaves; the natural price and realised P&L of a close.
+"""sumppump.trading.holdings: what is held as structures a person can name, close or roll;
+the Level-2 rule on what a close or roll leaves; the natural price and realised P&L of a close.
 
 Pure and fast: positions are built by hand (IB's conventions: an option's ``avg_cost`` is per
 contract, multiplier included; a stock's per share), and every expected figure is worked out in
@@ -14,7 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sumppump.holdings import (
+from sumppump.messages.common import Quote
+from sumppump.messages.connection import PositionInfo
+from sumppump.messages.orders import OrderLeg
+from sumppump.strategies.catalog import LEVEL_3, LEVEL_4
+from sumppump.trading.holdings import (
     Choice,
     OpenedCombo,
     Structure,
@@ -25,10 +29,6 @@ from sumppump.holdings import (
     natural_price,
     realised_pnl,
 )
-from sumppump.messages.common import Quote
-from sumppump.messages.connection import PositionInfo
-from sumppump.messages.orders import OrderLeg
-from sumppump.strategies.catalog import LEVEL_3, LEVEL_4
 
 DEC = "2026-12-18"
 JAN = "2027-01-15"

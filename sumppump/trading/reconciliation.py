@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 from sumppump.messages.orders import FillReported, OrderBook, OrderRecord
-from sumppump.previews import is_preview_id
+from sumppump.trading.previews import is_preview_id
 
 __all__ = [
     "BAG_CON_ID",
