@@ -56,6 +56,9 @@ class HistoricalLimits:
     per_contract_window: float = 2.0
     total: int = 60
     total_window: float = 600.0
+    #: Added to every window: a request reaches TWS a little after its granted time (it still
+    #: waits for a message grant), and the grants it follows may have left late.
+    margin: float = 0.3
 
 
 HISTORICAL_LIMITS = HistoricalLimits()
@@ -193,7 +196,7 @@ class RateLimiter(Actor):
         if identical:
             candidates.append(
                 (
-                    max(identical) + limits.identical_window,
+                    max(identical) + limits.identical_window + limits.margin,
                     "an identical request was sent less than 15 s ago",
                     "historical_identical",
                 )
@@ -204,7 +207,9 @@ class RateLimiter(Actor):
         if len(same_contract) >= limits.per_contract:
             candidates.append(
                 (
-                    same_contract[-limits.per_contract] + limits.per_contract_window,
+                    same_contract[-limits.per_contract]
+                    + limits.per_contract_window
+                    + limits.margin,
                     f"{limits.per_contract} requests for this contract within 2 s",
                     "historical_contract",
                 )
@@ -213,7 +218,7 @@ class RateLimiter(Actor):
             times = sorted(t for t, _, _ in self._history)
             candidates.append(
                 (
-                    times[-limits.total] + limits.total_window,
+                    times[-limits.total] + limits.total_window + limits.margin,
                     f"{len(self._history)} historical requests in the last 10 minutes",
                     "historical_window",
                 )
