@@ -35,6 +35,8 @@ from sumppump.mcp_server import create_app
 from sumppump.settings import Settings
 
 CHAIN = {"symbol": "SPY", "strikes_each_side": 25}
+if "--wide" in sys.argv:
+    CHAIN["strikes_each_side"] = 30
 
 
 def grouped(requests: list[Any]) -> list[tuple[str, int, float, float]]:
@@ -79,6 +81,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--no-ib-throttle", action="store_true")
+    parser.add_argument("--wide", action="store_true", help="30 strikes each side (120 options), the widest the tool allows")
     args = parser.parse_args()
     if args.no_ib_throttle:
         from ib_async.client import Client as IBClient

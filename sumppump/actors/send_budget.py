@@ -41,7 +41,7 @@ IB_SAFETY_NET: Final = 48
 #: Messages per second while the limiter is unavailable.
 FALLBACK_RATE: Final = 40.0
 #: Messages asked of the limiter per grant: small chunks leave smoothly as they are granted.
-CHUNK: Final = 15
+CHUNK: Final = 5
 #: How often a caller waiting for market-data lines asks again.
 LINES_POLL: Final = 0.05
 

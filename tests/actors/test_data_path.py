@@ -173,6 +173,6 @@ async def test_chain_progress_is_reported_per_batch(sim: SimTWS, tmp_path: Path)
             msg = GetChain(symbol="SPY", strikes_each_side=25, progress=pid)
             chain = await tree.refs.chain_cache.call(msg, timeout=28)
     assert isinstance(chain, Chain)
-    assert len(reports) >= 5  # chunks of 15 requests
+    assert len(reports) >= 5  # a report per chunk of requests granted
     assert [d for d, _ in reports] == sorted(d for d, _ in reports)
     assert reports[-1] == (100, 100)
