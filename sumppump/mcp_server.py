@@ -36,6 +36,7 @@ from mcp.types import CallToolRequestParams, ImageContent, TextContent, ToolAnno
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
+from sumppump import progress
 from sumppump.actors.runtime import ActorDown, CallTimeout, Ref
 from sumppump.charts import PayoffChart, render_payoff_chart
 from sumppump.messages.base import Command, Reply
@@ -722,13 +723,18 @@ def create_app(
         quotes did not arrive within the time budget."""
         await service.connection_state()
         await ctx.report_progress(0, 100, "fetching the chain")
-        reply = await service.ask(
-            "chain_cache",
-            GetChain(
-                symbol=symbol, expiry=expiry, strikes_each_side=strikes_each_side, right=right
-            ),
-            timeout=READ_TIMEOUT,
-        )
+        async with progress.forwarded(ctx.report_progress, start=5, end=95) as progress_id:
+            reply = await service.ask(
+                "chain_cache",
+                GetChain(
+                    symbol=symbol,
+                    expiry=expiry,
+                    strikes_each_side=strikes_each_side,
+                    right=right,
+                    progress=progress_id,
+                ),
+                timeout=READ_TIMEOUT,
+            )
         chain = _expect(reply, Chain)
         await ctx.report_progress(100, 100, "done")
         return _ok(service, chain, _chain_summary(chain))

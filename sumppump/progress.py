@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 
-__all__ = ["ProgressCallback", "listening", "report"]
+import anyio
+
+__all__ = ["ProgressCallback", "forwarded", "listening", "report"]
 
 log = logging.getLogger(__name__)
 
@@ -44,3 +46,40 @@ def report(progress_id: int, done: int, total: int, message: str) -> None:
         callback(done, total, message)
     except Exception:  # a listener's fault must not fail the read
         log.debug("progress listener %d failed", progress_id, exc_info=True)
+
+
+@asynccontextmanager
+async def forwarded(
+    send: Callable[[float, float, str], Awaitable[None]], *, start: float = 0.0, end: float = 100.0
+) -> AsyncIterator[int]:
+    """Forward reports to an async ``send(progress, total, message)`` (an MCP tool's
+    ``ctx.report_progress``) as a percentage between ``start`` and ``end``, so that the values
+    only increase (the MCP rule); yields the request's ``progress`` number. Reports beyond a
+    small backlog are dropped, never waited for; a failing ``send`` stops the forwarding only.
+    """
+    sender, receiver = anyio.create_memory_object_stream[tuple[float, str]](16)
+    last = start
+
+    def told(done: int, total: int, message: str) -> None:
+        nonlocal last
+        value = start + (end - start) * min(1.0, done / total) if total > 0 else start
+        if value > last:
+            last = value
+            with suppress(anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                sender.send_nowait((value, message))
+
+    async def forward() -> None:
+        async with receiver:
+            try:
+                async for value, message in receiver:
+                    await send(round(value, 1), 100.0, message)
+            except Exception:  # the client went away: the read goes on without progress
+                log.debug("progress forwarding stopped", exc_info=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(forward)
+        try:
+            with listening(told) as progress_id:
+                yield progress_id
+        finally:
+            sender.close()
