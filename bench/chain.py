@@ -122,7 +122,7 @@ async def run() -> dict[str, Any]:
         symbol, each_side = WINDOWS["200"]
         modes: dict[str, Any] = {}
         for mode in ("snapshot", "stream", "auto"):
-            chain_cache.CHAIN_QUOTES = mode  # type: ignore[assignment]
+            chain_cache.CHAIN_QUOTES = mode
             cache = Path(tempfile.mkdtemp(prefix="sumppump-bench-"))
             tree, tg = await connected_tree(sim, cache)
             modes[mode] = await timed_chain(tree, sim, symbol, each_side)
