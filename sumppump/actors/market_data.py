@@ -283,11 +283,15 @@ class QuoteFetcher:
                     await self._budget(len(open_), max_wait=5.0)
                 for request in open_:
                     with contextlib.suppress(Exception):
+                        # By our own request id: ib_async's cancelMktData(contract) would cancel
+                        # whichever request for that contract came last, maybe another caller's.
+                        ib.client.cancelMktData(request.req_id)  # type: ignore[no-untyped-call]
                         if snapshot:
-                            ib.client.cancelMktData(request.req_id)  # type: ignore[no-untyped-call]
                             ib.wrapper.tickSnapshotEnd(request.req_id)  # ends ib_async's future
-                        elif request.ticker.contract is not None:
-                            ib.cancelMktData(request.ticker.contract)
+                        elif (
+                            ib.wrapper.ticker2ReqId["mktData"].get(request.ticker) == request.req_id
+                        ):
+                            ib.wrapper.endTicker(request.ticker, "mktData")
             if snapshot:
                 for request in requests:
                     ib.wrapper.endTicker(request.ticker, "snapshot")

@@ -19,6 +19,7 @@ from typing import Final
 import anyio
 
 from sumppump.actors.runtime import ActorDown, CallTimeout, Ref, remaining_budget
+from sumppump.messages.base import Reply
 from sumppump.messages.rate_limiter import (
     AcquireMessages,
     HistoricalPermit,
@@ -26,6 +27,7 @@ from sumppump.messages.rate_limiter import (
     LinesLeased,
     MessagesGranted,
     PacingDelayed,
+    PacingLimit,
     PermitGranted,
     ReleaseLines,
 )
@@ -99,16 +101,7 @@ class MessageBudget:
         except (ActorDown, CallTimeout):
             await self._fallback(count, budget)
             return
-        match reply:
-            case MessagesGranted(wait=wait):
-                if wait > 0:
-                    await anyio.sleep(wait)
-            case PacingDelayed():
-                raise Paced(reply)
-            case _:
-                raise Paced(
-                    PacingDelayed(reason=f"unexpected {reply!r}", retry_after=1.0, limit="messages")
-                )
+        await _wait_for_grant(reply, "messages")
 
     async def _fallback(self, count: int, budget: float) -> None:
         """A local pace while the limiter restarts, shared by every request of this actor."""
@@ -191,15 +184,16 @@ class MessageBudget:
                     limit="historical_window",
                 )
             ) from exc
-        match reply:
-            case PermitGranted(wait=wait):
-                if wait > 0:
-                    await anyio.sleep(wait)
-            case PacingDelayed():
-                raise Paced(reply)
-            case _:
-                raise Paced(
-                    PacingDelayed(
-                        reason=f"unexpected {reply!r}", retry_after=1.0, limit="historical_window"
-                    )
-                )
+        await _wait_for_grant(reply, "historical_window")
+
+
+async def _wait_for_grant(reply: Reply, limit: PacingLimit) -> None:
+    """Sleep until a grant's time; a refusal (or anything unexpected) raises :class:`Paced`."""
+    match reply:
+        case MessagesGranted(wait=wait) | PermitGranted(wait=wait):
+            if wait > 0:
+                await anyio.sleep(wait)
+        case PacingDelayed():
+            raise Paced(reply)
+        case _:
+            raise Paced(PacingDelayed(reason=f"unexpected {reply!r}", retry_after=1.0, limit=limit))

@@ -16,11 +16,15 @@ from sumppump.messages.chain_cache import (
     Chain,
     GetChain,
     GetHistory,
+    GetLegQuotes,
     GetMarketStats,
     GetQuote,
+    GetSession,
     History,
+    LegQuotes,
     MarketStats,
     QuoteReply,
+    SessionInfo,
 )
 from sumppump.messages.connection import Bars, FetchHistory, ResolveStock, StockResolved
 from sumppump.messages.rate_limiter import PacingDelayed
@@ -176,3 +180,17 @@ async def test_chain_progress_is_reported_per_batch(sim: SimTWS, tmp_path: Path)
     assert len(reports) >= 5  # a report per chunk of requests granted
     assert [d for d, _ in reports] == sorted(d for d, _ in reports)
     assert reports[-1] == (100, 100)
+
+
+async def test_leg_quotes_for_execution_and_risk_never_move_the_current_symbol(
+    sim: SimTWS, tmp_path: Path
+) -> None:
+    async with tree_with_sim(sim, tmp_path) as tree:
+        ref = tree.refs.chain_cache
+        assert isinstance(await ref.call(GetQuote(symbol="AAPL"), timeout=10), QuoteReply)
+        legs = await ref.call(GetLegQuotes(symbol="MSFT", legs=()), timeout=10)
+        session = await ref.call(GetSession(), timeout=5)
+    assert isinstance(legs, LegQuotes) and legs.symbol == "MSFT" and legs.switched_from is None
+    assert isinstance(session, SessionInfo)
+    assert session.symbol == "AAPL"
+    assert set(session.symbols) == {"AAPL", "MSFT"}
