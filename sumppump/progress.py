@@ -76,10 +76,17 @@ async def forwarded(
             except Exception:  # the client went away: the read goes on without progress
                 log.debug("progress forwarding stopped", exc_info=True)
 
+    # The body's own exception is re-raised as itself after the group, not inside it: a task
+    # group would wrap it in an ExceptionGroup that the caller's handlers do not expect.
+    error: Exception | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(forward)
         try:
             with listening(told) as progress_id:
                 yield progress_id
+        except Exception as exc:
+            error = exc
         finally:
             sender.close()
+    if error is not None:
+        raise error
