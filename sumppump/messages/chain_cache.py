@@ -122,8 +122,9 @@ class LegKey(msgspec.Struct, frozen=True, kw_only=True):
 class GetLegQuotes(Command, frozen=True, kw_only=True):
     """Contracts and fresh quotes for the option legs of one structure (and the underlying).
 
-    The path execution and risk use: it never moves the current symbol. An expiry that is not listed is
-    answered :class:`ExpiryNotListed`; a strike that is not listed appears in ``missing``.
+    The path execution and risk use: it never moves the current symbol. An expiry that is not
+    listed is answered :class:`ExpiryNotListed`; a strike that is not listed appears in
+    ``missing``.
     """
 
     symbol: str
