@@ -12,7 +12,10 @@ leaving SumpPump's rate limiter as the only pacing: an experiment, not a fix. On
 a rate violation and drops the link at the 51st): the connection actor reserves a batch's
 messages with the limiter chunk by chunk, waits for the last grant, then sends them all at once.
 
-Run: ``.venv/bin/python bench/chain_timeline.py [--runs 4] [--no-ib-throttle]``.
+Since issue 21 every chunk leaves as the limiter grants it, the chain's option quotes are
+snapshots (one message each, no cancel) and ib_async's throttle no longer queues them.
+
+Run: ``.venv/bin/python bench/chain_timeline.py [--runs 4] [--wide] [--no-ib-throttle]``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from sumppump.mcp_server import create_app
 from sumppump.settings import Settings
 
 CHAIN = {"symbol": "SPY", "strikes_each_side": 25}
+if "--wide" in sys.argv:
+    CHAIN["strikes_each_side"] = 30
 
 
 def grouped(requests: list[Any]) -> list[tuple[str, int, float, float]]:
@@ -79,6 +84,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--no-ib-throttle", action="store_true")
+    parser.add_argument(
+        "--wide", action="store_true", help="30 strikes each side (120 options): the tool's widest"
+    )
     args = parser.parse_args()
     if args.no_ib_throttle:
         from ib_async.client import Client as IBClient

@@ -4,8 +4,13 @@
 get_market_stats / get_account round-robin for a fixed time, in two modes:
 
 * ``one``: every call is about AAPL (the session's one current symbol never changes);
-* ``mixed``: symbols rotate over AAPL, MSFT, SPY, NVDA, so calls keep switching the session's
-  symbol (each switch clears the chain cache, cancels its lines and voids previews).
+* ``mixed``: symbols rotate over AAPL, MSFT, SPY, NVDA (the chain cache holds each symbol's
+  data side by side; reading another symbol voids nothing);
+* ``rounds`` (issue 21), what a model does with parallel tool calls: rounds of nine calls at
+  once (get_options_chain, get_quote, get_market_stats × AAPL, MSFT, NVDA), a pause of
+  ``ROUND_PAUSE_S`` between rounds. The first round is cold; the later ones are *warm reads*
+  (symbols, contracts and histories cached; quotes fetched afresh). Targets: warm p50 ≤ 1 s,
+  0 PACING answers, 0 IB limit violations. ``--clients`` does not apply.
 
 Reported per mode and tool: calls, p50 / p95 / max latency, answers by outcome (ok or error
 code), throughput; and the simulator's limit counters (message rate, market-data lines,
@@ -43,7 +48,13 @@ from sumppump.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
 TOOLS = ("get_quote", "get_options_chain", "get_market_stats", "get_account")
-SYMBOLS = {"one": ("AAPL",), "mixed": ("AAPL", "MSFT", "SPY", "NVDA")}
+SYMBOLS = {
+    "one": ("AAPL",),
+    "mixed": ("AAPL", "MSFT", "SPY", "NVDA"),
+    "rounds": ("AAPL", "MSFT", "NVDA"),
+}
+ROUND_TOOLS = ("get_options_chain", "get_quote", "get_market_stats")
+ROUND_PAUSE_S = 2.0
 
 
 def _args(tool: str, symbol: str) -> dict[str, Any]:
@@ -96,6 +107,29 @@ async def run_load(
                     await sim.advance(now - last)
                     last = now
 
+            async def one_call(tool: str, symbol: str, label: str) -> None:
+                t0 = time.perf_counter()
+                result = await client.call_tool(tool, _args(tool, symbol), raise_on_error=False)
+                latencies[label].append(time.perf_counter() - t0)
+                content = result.structured_content
+                if not isinstance(content, dict):
+                    outcomes[label]["unstructured"] += 1
+                elif result.is_error:
+                    outcomes[label][str(content.get("error", {}).get("code"))] += 1
+                else:
+                    outcomes[label]["ok"] += 1
+
+            async def rounds() -> None:
+                first = True
+                while first or time.perf_counter() < stop_at:
+                    async with anyio.create_task_group() as calls:
+                        for symbol in symbols:
+                            for tool in ROUND_TOOLS:
+                                label = f"{tool} ({'cold' if first else 'warm'})"
+                                calls.start_soon(one_call, tool, symbol, label)
+                    first = False
+                    await anyio.sleep(ROUND_PAUSE_S)
+
             async def caller() -> None:
                 nonlocal counter
                 while time.perf_counter() < stop_at:
@@ -103,26 +137,21 @@ async def run_load(
                     counter += 1
                     tool = TOOLS[n % len(TOOLS)]
                     symbol = symbols[(n // len(TOOLS)) % len(symbols)]
-                    t0 = time.perf_counter()
-                    result = await client.call_tool(tool, _args(tool, symbol), raise_on_error=False)
-                    latencies[tool].append(time.perf_counter() - t0)
-                    content = result.structured_content
-                    if not isinstance(content, dict):
-                        outcomes[tool]["unstructured"] += 1
-                    elif result.is_error:
-                        outcomes[tool][str(content.get("error", {}).get("code"))] += 1
-                    else:
-                        outcomes[tool]["ok"] += 1
+                    await one_call(tool, symbol, tool)
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(follow_wall_clock)
-                async with anyio.create_task_group() as callers:
-                    for _ in range(clients):
-                        callers.start_soon(caller)
+                if mode == "rounds":
+                    await rounds()
+                else:
+                    async with anyio.create_task_group() as callers:
+                        for _ in range(clients):
+                            callers.start_soon(caller)
                 tg.cancel_scope.cancel()
             elapsed = time.perf_counter() - started
             stats = sim.stats
             total = sum(len(v) for v in latencies.values())
+            warm = sorted(v for label, vs in latencies.items() if "(warm)" in label for v in vs)
             return {
                 "mode": mode,
                 "symbols": list(symbols),
@@ -140,6 +169,8 @@ async def run_load(
                     }
                     for tool, values in sorted(latencies.items())
                 },
+                "warm_p50_ms": round(_percentile(warm, 50) * 1000, 1) if warm else None,
+                "pacing_answers": sum(o.get("PACING", 0) for o in outcomes.values()),
                 "violations": dict(stats.violations),
                 "total_violations": stats.total_violations,
                 "max_open_lines": stats.max_open_lines,
@@ -166,7 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per mode")
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--modes", default="one,mixed")
+    parser.add_argument("--modes", default="one,mixed,rounds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     result = anyio.run(_main, args.duration, args.clients, args.modes.split(","), backend="asyncio")
@@ -175,11 +206,12 @@ def main() -> None:
     for run in result["runs"]:
         print(
             f"{run['mode']}: {run['calls']} calls in {run['duration_s']} s "
-            f"({run['calls_per_s']}/s), violations {run['violations']}"
+            f"({run['calls_per_s']}/s), violations {run['violations']}, "
+            f"PACING answers {run['pacing_answers']}, warm p50 {run['warm_p50_ms']} ms"
         )
         for tool, figures in run["tools"].items():
             print(
-                f"  {tool:18} n={figures['calls']:6} p50 {figures['p50_ms']:7.1f} ms "
+                f"  {tool:26} n={figures['calls']:6} p50 {figures['p50_ms']:7.1f} ms "
                 f"p95 {figures['p95_ms']:7.1f} ms  {figures['outcomes']}"
             )
     print(f"wrote {RESULTS}")

@@ -562,7 +562,6 @@ def build_tree(
         return ChainCacheActor(
             connection=refs.connection,
             pricing=refs.pricing,
-            execution=refs.execution,
             cache_dir=cache_dir,
             today=today,
         )

@@ -1,52 +1,62 @@
-"""The chain cache: the session's current symbol, its option chain, quotes and reference data.
+"""The chain cache: option chains, quotes, market stats, history and news, for several symbols.
 
-One symbol at a time (DESIGN.md §4). A request for another symbol switches the session: the old
-symbol's quotes and contracts are dropped (its market-data lines are held only while a fetch runs,
-so none are left open) and execution is told to void that symbol's previews; the reply says so.
+Per-symbol state (DESIGN.md §4): up to ``max_symbols`` symbols are held, least recently used
+first out, and a symbol unused for ``symbol_ttl`` seconds is dropped. Reading any symbol voids
+nothing: a preview carries its own terms and is re-checked at execute, so replies never report a
+switch (``switched_from`` stays None). The trade discussion's *current symbol* is only what
+``GetSession``/``get_status`` reports: the last symbol the person asked about through a read
+(quote, chain, stats, history, news). ``GetLegQuotes`` (execution and risk) reads any symbol
+without moving it.
+
+Requests are served concurrently; identical ones in flight share one request to TWS
+(:class:`InFlight`), so parallel tool calls neither duplicate work nor queue behind each other.
 
 What is cached, and for how long:
 
-* contract definitions (conIds) of an expiry: in memory for the session and on disk for the
-  trading day (one JSON file per day under the user cache dir) — never quotes;
+* contract definitions (conIds) of an expiry: in memory for the symbol's life and on disk for
+  the trading day (:class:`ContractDiskCache`) — never quotes;
 * quotes: in memory for ``quote_ttl`` seconds, dropped on every new connection epoch;
 * daily bars and implied-volatility history for market stats: ten minutes (IB paces historical
   requests; an identical one within 15 s would be refused anyway).
 
 Expiries and strikes come from ``reqSecDefOptParams`` with the trading class chosen explicitly
-(the one named like the symbol, e.g. SPX rather than SPXW, unless only one exists); all contracts of
-an expiry from ONE ``reqContractDetails``. Greeks are IB's model greeks where they arrived,
-otherwise Black–Scholes from the mid through the pricing actor, and every row says which.
+(the one named like the symbol, e.g. SPX rather than SPXW, unless only one exists); all contracts
+of an expiry from ONE ``reqContractDetails``; option quotes as one snapshot per option
+(:data:`CHAIN_QUOTES`, see :mod:`sumppump.actors.market_data`). Greeks are IB's model greeks where
+they arrived, otherwise Black–Scholes from the mid through the pricing actor, and every row says
+which.
 """
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import logging
-import math
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
-from typing import Final, assert_never
+from typing import Final, Literal, assert_never
 
 import anyio
-import msgspec
 import platformdirs
 
-from sumppump.actors.runtime import (
-    Actor,
-    ActorDown,
-    CallTimeout,
-    MailboxFull,
-    Ref,
-    remaining_budget,
+from sumppump.actors.chain_math import (
+    chain_row,
+    choose_trading_class,
+    historical_vol,
+    iv_rank_percentile,
+    nearest_expiry,
+    nearest_listed,
+    reference_price,
+    strike_window,
 )
+from sumppump.actors.contract_cache import ContractDiskCache
+from sumppump.actors.in_flight import InFlight
+from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
 from sumppump.messages.base import Message, Reply
 from sumppump.messages.chain_cache import (
     Chain,
     ChainCacheRequest,
-    ChainRow,
     ExpiryNotListed,
     GetChain,
     GetHistory,
@@ -63,7 +73,6 @@ from sumppump.messages.chain_cache import (
     News,
     QuoteReply,
     SessionInfo,
-    SymbolSwitched,
 )
 from sumppump.messages.common import (
     DataType,
@@ -95,7 +104,7 @@ from sumppump.messages.connection import (
 )
 from sumppump.messages.pricing import ChainGreeks, ChainGreeksResult, ImpliedVols, ImpliedVolsResult
 
-__all__ = ["ChainCacheActor"]
+__all__ = ["CHAIN_QUOTES", "ChainCacheActor"]
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +113,18 @@ STATS_TTL: Final = 600.0
 UNDERLYING_TICKS: Final = "100,101,104,106,165"
 OPTION_TICKS: Final = "100,101,106"
 RISK_FREE_RATE: Final = 0.04  # for our own BSM greeks when IB's model greeks are missing
+ChainQuotes = Literal["auto", "snapshot", "stream"]
+#: How a chain's option quotes are asked for; bench/chain.py measures all three. Both ways send
+#: one message per option before the reply. Streams carry open interest (a generic tick, which
+#: IB refuses on snapshots) and their cancels are sent after the reply; but a window wider than
+#: the lines must cancel one batch before the next, which snapshots never do. "auto" streams a
+#: window of up to :data:`STREAM_WINDOW_MAX` options and takes snapshots beyond.
+CHAIN_QUOTES: ChainQuotes = "auto"
+STREAM_WINDOW_MAX: Final = 60
+NO_OPEN_INTEREST: Final = (
+    f"open interest is not sent with snapshot quotes (an IB rule), used for windows of more than "
+    f"{STREAM_WINDOW_MAX} options; ask for fewer strikes to see it"
+)
 
 
 class _Failed(Exception):
@@ -115,9 +136,10 @@ class _Failed(Exception):
 
 
 @dataclass(slots=True)
-class _Session:
+class _SymbolState:
     symbol: str
     stock: StockContract
+    used_at: float
     params: OptionParamSet | None = None
     contracts: dict[str, tuple[OptionContract, ...]] = field(default_factory=dict)
     quotes: dict[int, tuple[Quote, float]] = field(default_factory=dict)  # con_id → (quote, at)
@@ -127,25 +149,33 @@ class _Session:
 class ChainCacheActor(Actor):
     """See the module docstring."""
 
+    max_concurrency = 16
+
     def __init__(
         self,
         *,
         connection: Ref,
         pricing: Ref | None = None,
-        execution: Ref | None = None,
         cache_dir: Path | None = None,
         quote_ttl: float = 5.0,
         today: Callable[[], date] | None = None,
+        max_symbols: int = 8,
+        symbol_ttl: float = 1800.0,
+        chain_quotes: ChainQuotes | None = None,
     ) -> None:
         self._connection = connection
         self._pricing = pricing
-        self._execution = execution
-        self._cache_dir = cache_dir or Path(platformdirs.user_cache_dir("sumppump", False))
         self._quote_ttl = quote_ttl
         self._today = today or (lambda: datetime.now().date())
-        self._session: _Session | None = None
-        self._disk: dict[str, list[OptionContract]] | None = None
-        self._disk_day: str = ""
+        self._disk = ContractDiskCache(
+            cache_dir or Path(platformdirs.user_cache_dir("sumppump", False)), self._today
+        )
+        self._max_symbols = max_symbols
+        self._symbol_ttl = symbol_ttl
+        self._chain_quotes: ChainQuotes = chain_quotes or CHAIN_QUOTES
+        self._symbols: OrderedDict[str, _SymbolState] = OrderedDict()
+        self._current: str | None = None
+        self._shared: InFlight[object] = InFlight()
 
     # ------------------------------------------------------------------ dispatch
 
@@ -159,8 +189,8 @@ class ChainCacheActor(Actor):
             case Ping():
                 return Pong(actor="chain_cache")
             case ConnectionUp():
-                if self._session is not None:
-                    self._session.quotes.clear()  # a new epoch: old streams and quotes are gone
+                for state in self._symbols.values():
+                    state.quotes.clear()  # a new epoch: old streams and quotes are gone
                 return None
             case _:
                 return None
@@ -168,45 +198,54 @@ class ChainCacheActor(Actor):
     async def _dispatch(self, msg: ChainCacheRequest) -> Reply:
         match msg:
             case GetQuote(symbol=symbol):
-                session, switched = await self._switch(symbol)
-                quote = await self._underlying_quote(session, fresh=True)
-                return QuoteReply(contract=session.stock, quote=quote, switched_from=switched)
+                state = await self._symbol(symbol, focus=True)
+                quote = await self._underlying_quote(state, fresh=True)
+                return QuoteReply(contract=state.stock, quote=quote)
             case GetChain():
-                return await self._chain(msg)
+                key = (msg.symbol.strip().upper(), msg.expiry, msg.strikes_each_side, msg.right)
+                return await self._share(("chain", *key), lambda: self._chain(msg))
             case GetLegQuotes():
                 return await self._leg_quotes(msg)
             case GetMarketStats(symbol=symbol):
-                return await self._market_stats(symbol)
+                await self._symbol(symbol, focus=True)
+                name = symbol.strip().upper()
+                return await self._share(("stats", name), lambda: self._market_stats(name))
             case GetHistory():
-                session, switched = await self._switch(msg.symbol)
-                bars = await self._bars(session, msg.duration, msg.bar_size, "TRADES", ttl=60.0)
+                state = await self._symbol(msg.symbol, focus=True)
+                bars = await self._bars(state, msg.duration, msg.bar_size, "TRADES", 60.0)
                 return History(
-                    symbol=session.symbol,
+                    symbol=state.symbol,
                     duration=msg.duration,
                     bar_size=msg.bar_size,
                     bars=bars.bars,
-                    switched_from=switched,
                 )
             case GetNews(symbol=symbol, limit=limit):
-                session, switched = await self._switch(symbol)
-                reply = await self._ask(FetchHeadlines(con_id=session.stock.con_id, limit=limit))
+                state = await self._symbol(symbol, focus=True)
+                reply = await self._share(
+                    ("news", state.symbol, limit),
+                    lambda: self._ask(FetchHeadlines(con_id=state.stock.con_id, limit=limit)),
+                )
                 if not isinstance(reply, Headlines):
                     raise _Failed(reply)
                 return News(
-                    symbol=session.symbol,
-                    providers=reply.providers,
-                    headlines=reply.headlines,
-                    switched_from=switched,
+                    symbol=state.symbol, providers=reply.providers, headlines=reply.headlines
                 )
             case GetSession():
-                s = self._session
+                current = self._symbols.get(self._current or "")
                 return SessionInfo(
-                    symbol=s.symbol if s else None,
-                    cached_expiries=tuple(sorted(s.contracts)) if s else (),
-                    quotes_cached=len(s.quotes) if s else 0,
+                    symbol=self._current,
+                    cached_expiries=tuple(sorted(current.contracts)) if current else (),
+                    quotes_cached=sum(len(s.quotes) for s in self._symbols.values()),
+                    symbols=tuple(self._symbols),
                 )
             case _:
                 assert_never(msg)
+
+    async def _share(self, key: tuple[object, ...], work: Callable[[], Awaitable[Reply]]) -> Reply:
+        """``work()``'s reply, shared with identical requests in flight."""
+        reply = await self._shared.run(key, work)
+        assert isinstance(reply, Reply)
+        return reply
 
     async def _ask(
         self,
@@ -225,110 +264,96 @@ class ChainCacheActor(Actor):
             reason = f"the TWS connection is not available ({exc})"
             raise _Failed(NotConnected(reason=reason)) from exc
 
-    # ------------------------------------------------------------------ session
+    # ------------------------------------------------------------------ per-symbol state
 
-    async def _switch(self, symbol: str) -> tuple[_Session, str | None]:
-        symbol = symbol.strip().upper()
-        current = self._session
-        if current is not None and current.symbol == symbol:
-            return current, None
-        reply = await self._ask(ResolveStock(symbol=symbol))
-        if not isinstance(reply, StockResolved):
-            raise _Failed(reply)
-        self._session = _Session(symbol=symbol, stock=reply.contract)
-        previous = current.symbol if current is not None else None
-        if previous is not None:
-            log.info("session: %s → %s", previous, symbol)
-            if self._execution is not None:
-                try:
-                    self._execution.tell(SymbolSwitched(previous=previous, current=symbol))
-                except (ActorDown, MailboxFull):
-                    log.warning("could not tell execution to void %s previews", previous)
-        return self._session, previous
+    async def _symbol(self, symbol: str, *, focus: bool = False) -> _SymbolState:
+        """The state of ``symbol``, resolving it on first use. ``focus`` makes it the trade
+        discussion's current symbol; nothing is voided or dropped by that."""
+        name = symbol.strip().upper()
+        now = anyio.current_time()
+        self._expire(now)
+        state = self._symbols.get(name)
+        if state is None:
+            reply = await self._shared.run(
+                ("stock", name), lambda: self._ask(ResolveStock(symbol=name))
+            )
+            if not isinstance(reply, StockResolved):
+                raise _Failed(reply)  # type: ignore[arg-type]
+            state = self._symbols.get(name) or _SymbolState(
+                symbol=name, stock=reply.contract, used_at=now
+            )
+            self._symbols[name] = state
+        state.used_at = now
+        self._symbols.move_to_end(name)
+        while len(self._symbols) > self._max_symbols:
+            dropped, _ = self._symbols.popitem(last=False)
+            log.info("chain cache: dropped %s (least recently used)", dropped)
+        if focus and self._current != name:
+            log.info("current symbol: %s → %s", self._current, name)
+            self._current = name
+        return state
 
-    async def _option_params(self, session: _Session) -> OptionParamSet:
-        if session.params is not None:
-            return session.params
-        reply = await self._ask(
-            FetchOptionParams(symbol=session.symbol, underlying_con_id=session.stock.con_id)
+    def _expire(self, now: float) -> None:
+        for name in [n for n, s in self._symbols.items() if now - s.used_at > self._symbol_ttl]:
+            del self._symbols[name]
+
+    async def _option_params(self, state: _SymbolState) -> OptionParamSet:
+        if state.params is not None:
+            return state.params
+        reply = await self._share(
+            ("params", state.symbol),
+            lambda: self._ask(
+                FetchOptionParams(symbol=state.symbol, underlying_con_id=state.stock.con_id)
+            ),
         )
         if not isinstance(reply, OptionParams):
             raise _Failed(reply)
-        session.params = choose_trading_class(session.symbol, reply.sets)
-        if session.params is None:
+        state.params = choose_trading_class(state.symbol, reply.sets)
+        if state.params is None:
             raise _Failed(
                 NoMarketData(
                     code=0,
-                    message=f"{session.symbol} has no listed options",
+                    message=f"{state.symbol} has no listed options",
                     subscribe_hint="Choose an optionable stock or ETF.",
                 )
             )
-        return session.params
+        return state.params
 
-    async def _contracts(self, session: _Session, expiry: str) -> tuple[OptionContract, ...]:
-        if expiry in session.contracts:
-            return session.contracts[expiry]
-        params = await self._option_params(session)
-        key = f"{session.symbol}|{expiry}|{params.trading_class}"
-        disk = await self._disk_cache()
-        if key in disk:
-            contracts = tuple(disk[key])
-        else:
-            reply = await self._ask(
-                FetchOptionContracts(
-                    symbol=session.symbol, expiry=expiry, trading_class=params.trading_class
-                )
+    async def _contracts(self, state: _SymbolState, expiry: str) -> tuple[OptionContract, ...]:
+        if expiry in state.contracts:
+            return state.contracts[expiry]
+        params = await self._option_params(state)
+        key = f"{state.symbol}|{expiry}|{params.trading_class}"
+        contracts = await self._disk.get(key)
+        if contracts is None:
+            reply = await self._share(
+                ("contracts", key),
+                lambda: self._ask(
+                    FetchOptionContracts(
+                        symbol=state.symbol, expiry=expiry, trading_class=params.trading_class
+                    )
+                ),
             )
             if not isinstance(reply, OptionContracts):
                 raise _Failed(reply)
             contracts = reply.contracts
-            disk[key] = list(contracts)
-            await self._save_disk_cache()
-        session.contracts[expiry] = contracts
+            await self._disk.put(key, contracts)
+        state.contracts[expiry] = contracts
         return contracts
-
-    # ------------------------------------------------------------------ disk cache of conIds
-
-    def _disk_path(self) -> Path:
-        return self._cache_dir / f"contracts-{self._today().isoformat()}.json"
-
-    async def _disk_cache(self) -> dict[str, list[OptionContract]]:
-        day = self._today().isoformat()
-        if self._disk is not None and self._disk_day == day:
-            return self._disk
-        self._disk, self._disk_day = {}, day
-        path = anyio.Path(self._disk_path())
-        try:
-            raw = await path.read_bytes()
-            self._disk = msgspec.json.decode(raw, type=dict[str, list[OptionContract]])
-        except FileNotFoundError:
-            pass
-        except (OSError, msgspec.DecodeError) as exc:
-            log.warning("ignoring unreadable contract cache %s: %s", path, exc)
-        return self._disk
-
-    async def _save_disk_cache(self) -> None:
-        if self._disk is None:
-            return
-        path = anyio.Path(self._disk_path())
-        try:
-            await path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            await tmp.write_bytes(msgspec.json.encode(self._disk))
-            await tmp.replace(path)
-        except OSError as exc:
-            log.warning("could not write the contract cache %s: %s", path, exc)
 
     # ------------------------------------------------------------------ quotes
 
-    async def _underlying_quote(self, session: _Session, *, fresh: bool = False) -> Quote:
-        con_id = session.stock.con_id
-        cached = session.quotes.get(con_id)
+    async def _underlying_quote(self, state: _SymbolState, *, fresh: bool = False) -> Quote:
+        con_id = state.stock.con_id
+        cached = state.quotes.get(con_id)
         if cached is not None and not fresh and anyio.current_time() - cached[1] < self._quote_ttl:
             return cached[0]
-        target = QuoteTarget(con_id=con_id, symbol=session.symbol, sec_type="STK")
-        reply = await self._ask(
-            FetchQuotes(targets=(target,), generic_ticks=UNDERLYING_TICKS, settle=1.5)
+        target = QuoteTarget(con_id=con_id, symbol=state.symbol, sec_type="STK")
+        reply = await self._share(
+            ("underlying", con_id),
+            lambda: self._ask(
+                FetchQuotes(targets=(target,), generic_ticks=UNDERLYING_TICKS, settle=1.5)
+            ),
         )
         if not isinstance(reply, Quotes):
             raise _Failed(reply)
@@ -336,16 +361,22 @@ class ChainCacheActor(Actor):
             raise _Failed(
                 NoMarketData(
                     code=0,
-                    message=f"no quote for {session.symbol}",
+                    message=f"no quote for {state.symbol}",
                     subscribe_hint="Check market data subscriptions.",
                 )
             )
         quote = reply.quotes[0]
-        session.quotes[con_id] = (quote, anyio.current_time())
+        state.quotes[con_id] = (quote, anyio.current_time())
         return quote
 
     async def _option_quotes(
-        self, session: _Session, contracts: Sequence[OptionContract], *, max_age: float
+        self,
+        state: _SymbolState,
+        contracts: Sequence[OptionContract],
+        *,
+        max_age: float,
+        snapshot: bool,
+        progress: int = 0,
     ) -> tuple[dict[int, Quote], tuple[str, ...], bool]:
         """Quotes for ``contracts``: cached ones younger than ``max_age``, the rest fetched.
 
@@ -355,7 +386,7 @@ class ChainCacheActor(Actor):
         quotes: dict[int, Quote] = {}
         wanted: list[OptionContract] = []
         for c in contracts:
-            cached = session.quotes.get(c.con_id)
+            cached = state.quotes.get(c.con_id)
             if cached is not None and now - cached[1] < max_age:
                 quotes[c.con_id] = cached[0]
             else:
@@ -366,12 +397,19 @@ class ChainCacheActor(Actor):
             targets = tuple(
                 QuoteTarget(con_id=c.con_id, symbol=c.symbol, sec_type="OPT") for c in wanted
             )
-            reply = await self._ask(FetchQuotes(targets=targets, generic_ticks=OPTION_TICKS))
+            reply = await self._ask(
+                FetchQuotes(
+                    targets=targets,
+                    generic_ticks=OPTION_TICKS,
+                    snapshot=snapshot,
+                    progress=progress,
+                )
+            )
             if isinstance(reply, Quotes):
                 at = anyio.current_time()
                 for q in reply.quotes:
                     quotes[q.con_id] = q
-                    session.quotes[q.con_id] = (q, at)
+                    state.quotes[q.con_id] = (q, at)
                 notices = reply.notices
                 ran_out = bool(reply.missing) and remaining_budget(CHAIN_BUDGET) < 1.0
             elif not quotes:
@@ -436,32 +474,38 @@ class ChainCacheActor(Actor):
     # ------------------------------------------------------------------ chain
 
     async def _chain(self, msg: GetChain) -> Reply:
-        session, switched = await self._switch(msg.symbol)
-        params = await self._option_params(session)
+        state = await self._symbol(msg.symbol, focus=True)
+        params = await self._option_params(state)
         expiry = msg.expiry
         if expiry is None:
             expiry = nearest_expiry(params.expirations, self._today(), min_days=7)
             if expiry is None:
                 raise _Failed(
                     ExpiryNotListed(
-                        symbol=session.symbol,
+                        symbol=state.symbol,
                         requested="(≥ 7 days)",
                         nearest=params.expirations[-3:],
                     )
                 )
         elif expiry not in params.expirations:
             return ExpiryNotListed(
-                symbol=session.symbol,
+                symbol=state.symbol,
                 requested=expiry,
                 nearest=nearest_listed(params.expirations, expiry),
             )
-        underlying = await self._underlying_quote(session)
-        contracts = await self._contracts(session, expiry)
+        underlying, contracts = await self._underlying_and_contracts(state, expiry)
         spot = reference_price(underlying)
         window = strike_window(contracts, spot, msg.strikes_each_side, msg.right)
-        quotes, notices, ran_out = await self._option_quotes(
-            session, window, max_age=self._quote_ttl
+        snapshot = self._chain_quotes == "snapshot" or (
+            self._chain_quotes == "auto" and len(window) > STREAM_WINDOW_MAX
         )
+        quotes, notices, ran_out = await self._option_quotes(
+            state, window, max_age=self._quote_ttl, snapshot=snapshot, progress=msg.progress
+        )
+        if snapshot and any(
+            quotes[c.con_id].open_interest is None for c in window if c.con_id in quotes
+        ):
+            notices = (*notices, NO_OPEN_INTEREST)
         greeks = await self._fill_greeks(
             spot, expiry, [(c, quotes[c.con_id]) for c in window if c.con_id in quotes]
         )
@@ -481,7 +525,7 @@ class ChainCacheActor(Actor):
                 else "no quote arrived for some strikes"
             )
         return Chain(
-            symbol=session.symbol,
+            symbol=state.symbol,
             underlying=underlying,
             expiry=expiry,
             expiries=params.expirations,
@@ -493,78 +537,129 @@ class ChainCacheActor(Actor):
             skipped=skipped,
             data_type=data_type,
             notices=notices,
-            switched_from=switched,
         )
 
+    async def _underlying_and_contracts(
+        self, state: _SymbolState, expiry: str
+    ) -> tuple[Quote, tuple[OptionContract, ...]]:
+        """The underlying's quote and the expiry's contracts, asked for at once."""
+        found: dict[str, Quote | tuple[OptionContract, ...]] = {}
+        failed: list[_Failed] = []
+
+        async def quote() -> None:
+            try:
+                found["quote"] = await self._underlying_quote(state)
+            except _Failed as exc:
+                failed.append(exc)
+
+        async def contracts() -> None:
+            try:
+                found["contracts"] = await self._contracts(state, expiry)
+            except _Failed as exc:
+                failed.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(quote)
+            tg.start_soon(contracts)
+        if failed:
+            raise failed[0]
+        underlying, listed = found["quote"], found["contracts"]
+        assert isinstance(underlying, Quote) and isinstance(listed, tuple)
+        return underlying, listed
+
     async def _leg_quotes(self, msg: GetLegQuotes) -> Reply:
-        session, switched = await self._switch(msg.symbol)
-        params = await self._option_params(session)
+        """Fresh quotes for execution and risk: never moves the current symbol."""
+        state = await self._symbol(msg.symbol)
+        params = await self._option_params(state)
         for key in msg.legs:
             if key.expiry not in params.expirations:
                 return ExpiryNotListed(
-                    symbol=session.symbol,
+                    symbol=state.symbol,
                     requested=key.expiry,
                     nearest=nearest_listed(params.expirations, key.expiry),
                 )
-        underlying = await self._underlying_quote(session, fresh=True)
+        underlying = await self._underlying_quote(state, fresh=True)
         found: list[tuple[LegKey, OptionContract]] = []
         missing: list[LegKey] = []
         for key in msg.legs:
-            by_key = {(c.strike, c.right): c for c in await self._contracts(session, key.expiry)}
+            by_key = {(c.strike, c.right): c for c in await self._contracts(state, key.expiry)}
             contract = by_key.get((key.strike, key.right))
             if contract is None:
                 missing.append(key)
             else:
                 found.append((key, contract))
-        quotes, _, _ = await self._option_quotes(session, [c for _, c in found], max_age=0.0)
+        quotes, _, _ = await self._option_quotes(
+            state, [c for _, c in found], max_age=0.0, snapshot=False
+        )
         legs = tuple(LegQuote(key=k, contract=c, quote=quotes.get(c.con_id)) for k, c in found)
         return LegQuotes(
-            symbol=session.symbol,
-            stock=session.stock,
+            symbol=state.symbol,
+            stock=state.stock,
             underlying=underlying,
             legs=legs,
             missing=tuple(missing),
             data_type=underlying.data_type,
-            switched_from=switched,
         )
 
     # ------------------------------------------------------------------ stats and history
 
     async def _bars(
-        self, session: _Session, duration: str, bar_size: str, what: str, *, ttl: float
+        self, state: _SymbolState, duration: str, bar_size: str, what: str, ttl: float
     ) -> Bars:
         key = f"{duration}|{bar_size}|{what}"
-        cached = session.bars.get(key)
+        cached = state.bars.get(key)
         if cached is not None and anyio.current_time() - cached[1] < ttl:
             return cached[0]
-        reply = await self._ask(
-            FetchHistory(
-                con_id=session.stock.con_id,
-                symbol=session.symbol,
-                duration=duration,
-                bar_size=bar_size,
-                what_to_show=what,
-            )
+        reply = await self._share(
+            ("bars", state.stock.con_id, key),
+            lambda: self._ask(
+                FetchHistory(
+                    con_id=state.stock.con_id,
+                    symbol=state.symbol,
+                    duration=duration,
+                    bar_size=bar_size,
+                    what_to_show=what,
+                )
+            ),
         )
         if not isinstance(reply, Bars):
             raise _Failed(reply)
-        session.bars[key] = (reply, anyio.current_time())
+        state.bars[key] = (reply, anyio.current_time())
         return reply
 
     async def _market_stats(self, symbol: str) -> Reply:
-        session, switched = await self._switch(symbol)
-        quote = await self._underlying_quote(session, fresh=True)
+        state = await self._symbol(symbol)
+        # The quote and both histories are asked for at once: three independent waits.
+        outcomes: dict[str, Quote | Bars | _Failed] = {}
+
+        async def get(name: str, work: Callable[[], Awaitable[Quote | Bars]]) -> None:
+            try:
+                outcomes[name] = await work()
+            except _Failed as failed:
+                outcomes[name] = failed
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(get, "quote", lambda: self._underlying_quote(state, fresh=True))
+            tg.start_soon(
+                get, "year", lambda: self._bars(state, "1 Y", "1 day", "TRADES", STATS_TTL)
+            )
+            tg.start_soon(
+                get,
+                "iv",
+                lambda: self._bars(state, "1 Y", "1 day", "OPTION_IMPLIED_VOLATILITY", STATS_TTL),
+            )
+        quote, year, iv_bars = outcomes["quote"], outcomes["year"], outcomes["iv"]
+        for outcome in (quote, year):
+            if isinstance(outcome, _Failed):
+                raise outcome
+        assert isinstance(quote, Quote) and isinstance(year, Bars)
         notes: list[str] = []
-        year = await self._bars(session, "1 Y", "1 day", "TRADES", ttl=STATS_TTL)
         closes = [b.close for b in year.bars]
         ivs: list[float] = []
-        try:
-            iv_bars = await self._bars(
-                session, "1 Y", "1 day", "OPTION_IMPLIED_VOLATILITY", ttl=STATS_TTL
-            )
+        if isinstance(iv_bars, _Failed):
+            notes.append(f"implied-volatility history unavailable: {type(iv_bars.reply).__name__}")
+        elif isinstance(iv_bars, Bars):
             ivs = [b.close for b in iv_bars.bars if b.close > 0]
-        except _Failed as failed:
-            notes.append(f"implied-volatility history unavailable: {type(failed.reply).__name__}")
         current_iv = (
             quote.implied_vol if quote.implied_vol is not None else (ivs[-1] if ivs else None)
         )
@@ -575,7 +670,7 @@ class ChainCacheActor(Actor):
         if quote.put_volume is not None and quote.call_volume:
             put_call = quote.put_volume / quote.call_volume
         return MarketStats(
-            symbol=session.symbol,
+            symbol=state.symbol,
             last=quote.last if quote.last is not None else quote.close,
             day_low=quote.low,
             day_high=quote.high,
@@ -592,118 +687,4 @@ class ChainCacheActor(Actor):
             put_call_volume=put_call,
             data_type=quote.data_type,
             notes=tuple(notes),
-            switched_from=switched,
         )
-
-
-# ---------------------------------------------------------------------- pure helpers
-
-
-def choose_trading_class(symbol: str, sets: Sequence[OptionParamSet]) -> OptionParamSet | None:
-    """The SMART set whose trading class is the symbol itself (SPX, not SPXW), else the SMART
-    set with the most expirations, else any."""
-    smart = [s for s in sets if s.exchange == "SMART"] or list(sets)
-    if not smart:
-        return None
-    named = [s for s in smart if s.trading_class == symbol]
-    if named:
-        return named[0]
-    return max(smart, key=lambda s: (len(s.expirations), s.trading_class))
-
-
-def nearest_expiry(expirations: Sequence[str], today: date, *, min_days: int) -> str | None:
-    """The first listed expiry at least ``min_days`` calendar days after ``today``."""
-    floor = (today + timedelta(days=min_days)).isoformat()
-    return next((e for e in sorted(expirations) if e >= floor), None)
-
-
-def nearest_listed(expirations: Sequence[str], requested: str, count: int = 3) -> tuple[str, ...]:
-    """The ``count`` listed expiries closest in time to ``requested``."""
-    try:
-        target = date.fromisoformat(requested)
-    except ValueError:
-        return tuple(sorted(expirations)[:count])
-    ranked = sorted(expirations, key=lambda e: abs((date.fromisoformat(e) - target).days))
-    return tuple(sorted(ranked[:count]))
-
-
-def reference_price(quote: Quote) -> float | None:
-    """Mid if there is a two-sided market, else last, else the previous close."""
-    for value in (quote.mid, quote.last, quote.close):
-        if value is not None and value > 0:
-            return value
-    return None
-
-
-def strike_window(
-    contracts: Sequence[OptionContract], spot: float | None, each_side: int, right: str
-) -> list[OptionContract]:
-    """The ``each_side`` listed strikes below the spot and ``each_side`` at or above it."""
-    strikes = sorted({c.strike for c in contracts})
-    if not strikes:
-        return []
-    if spot is None:
-        spot = strikes[len(strikes) // 2]
-    split = bisect.bisect_left(strikes, spot)
-    chosen = set(strikes[max(0, split - each_side) : split + each_side])
-    rights = ("C", "P") if right == "both" else (right,)
-    return sorted(
-        (c for c in contracts if c.strike in chosen and c.right in rights),
-        key=lambda c: (c.strike, c.right),
-    )
-
-
-def chain_row(contract: OptionContract, quote: Quote, own: Greeks | None) -> ChainRow:
-    greeks = quote.greeks or own
-    iv = None
-    if greeks is not None and greeks.iv is not None:
-        iv = greeks.iv
-    elif quote.implied_vol is not None:
-        iv = quote.implied_vol
-    return ChainRow(
-        con_id=contract.con_id,
-        expiry=contract.expiry,
-        strike=contract.strike,
-        right=contract.right,
-        multiplier=contract.multiplier,
-        bid=quote.bid,
-        ask=quote.ask,
-        last=quote.last,
-        mid=quote.mid,
-        volume=quote.volume,
-        open_interest=quote.open_interest,
-        iv=iv,
-        delta=greeks.delta if greeks else None,
-        gamma=greeks.gamma if greeks else None,
-        theta=greeks.theta if greeks else None,
-        vega=greeks.vega if greeks else None,
-        greeks_source=greeks.source if greeks else None,
-        data_type=quote.data_type,
-        ts=quote.ts,
-    )
-
-
-def historical_vol(closes: Sequence[float], days: int) -> float | None:
-    """Annualised close-to-close volatility over the last ``days`` returns (252 trading days)."""
-    if len(closes) < days + 1:
-        return None
-    window = closes[-(days + 1) :]
-    returns = [math.log(b / a) for a, b in itertools.pairwise(window) if a > 0 < b]
-    if len(returns) < 2:
-        return None
-    mean = sum(returns) / len(returns)
-    variance = sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)
-    return math.sqrt(variance * 252)
-
-
-def iv_rank_percentile(
-    history: Sequence[float], current: float | None
-) -> tuple[float | None, float | None]:
-    """IV rank (where the current IV sits between the year's low and high, 0-100) and IV
-    percentile (share of days with a lower IV, 0-100)."""
-    if current is None or len(history) < 20:
-        return None, None
-    low, high = min(history), max(history)
-    rank = 100.0 * (current - low) / (high - low) if high > low else None
-    percentile = 100.0 * sum(1 for v in history if v < current) / len(history)
-    return rank, percentile

@@ -6,8 +6,9 @@
 * **Market-data lines**: leases out of a budget (default 90 of IB's 100). A lease expires after
   its TTL so that a holder that crashed cannot leak lines for ever.
 * **Historical pacing**: no identical request within 15 s, at most 5 per contract in any 2 s
-  (IB's violation is "six or more"), at most 60 in any 10 minutes. A request that would break a
-  rule is answered :class:`PacingDelayed` with the time after which it would pass.
+  (IB's violation is "six or more"), at most 60 in any 10 minutes. A request is queued at the
+  earliest time the rules allow when the caller can wait that long (``max_wait``); otherwise it is
+  answered :class:`PacingDelayed` with the time after which it would pass.
 
 The limiter is pure (no I/O) and keeps its state in memory; after a restart its books start
 empty, which errs on the side of the next minute's traffic, not of safety: chain fetches hold
@@ -55,6 +56,9 @@ class HistoricalLimits:
     per_contract_window: float = 2.0
     total: int = 60
     total_window: float = 600.0
+    #: Added to every window: a request reaches TWS a little after its granted time (it still
+    #: waits for a message grant), and the grants it follows may have left late.
+    margin: float = 0.3
 
 
 HISTORICAL_LIMITS = HistoricalLimits()
@@ -177,56 +181,64 @@ class RateLimiter(Actor):
     # -------------------------------------------------------------- historical
 
     def _historical_permit(self, msg: HistoricalPermit) -> Reply:
+        """Queue the request at the earliest time the three rules allow.
+
+        Reservations for one contract are in time order (a later one never jumps an earlier
+        one), so each rule needs only the reservations before the candidate time. The
+        ten-minute window counts every reservation, future ones too, which errs on the safe side.
+        """
         now = self._clock()
         limits = self._historical
         while self._history and self._history[0][0] <= now - limits.total_window:
             self._history.popleft()
-        retry: list[tuple[float, str, PacingLimit]] = []
+        candidates: list[tuple[float, str, PacingLimit]] = [(now, "", "historical_window")]
         identical = [t for t, key, _ in self._history if key == msg.request_key]
-        if identical and now - identical[-1] < limits.identical_window:
-            retry.append(
+        if identical:
+            candidates.append(
                 (
-                    identical[-1] + limits.identical_window - now,
+                    max(identical) + limits.identical_window + limits.margin,
                     "an identical request was sent less than 15 s ago",
                     "historical_identical",
                 )
             )
-        same_contract = [
-            t
-            for t, _, contract in self._history
-            if contract == msg.contract_key and t > now - limits.per_contract_window
-        ]
+        same_contract = sorted(t for t, _, c in self._history if c == msg.contract_key)
+        if same_contract:
+            candidates.append((same_contract[-1], "", "historical_contract"))
         if len(same_contract) >= limits.per_contract:
-            oldest = same_contract[-limits.per_contract]
-            retry.append(
+            candidates.append(
                 (
-                    oldest + limits.per_contract_window - now,
-                    f"{len(same_contract)} requests for this contract in the last 2 s",
+                    same_contract[-limits.per_contract]
+                    + limits.per_contract_window
+                    + limits.margin,
+                    f"{limits.per_contract} requests for this contract within 2 s",
                     "historical_contract",
                 )
             )
         if len(self._history) >= limits.total:
-            oldest = self._history[-limits.total][0]
-            retry.append(
+            times = sorted(t for t, _, _ in self._history)
+            candidates.append(
                 (
-                    oldest + limits.total_window - now,
+                    times[-limits.total] + limits.total_window + limits.margin,
                     f"{len(self._history)} historical requests in the last 10 minutes",
                     "historical_window",
                 )
             )
-        if retry:
+        at, reason, limit = max(candidates, key=lambda c: c[0])
+        wait = at - now
+        if wait > msg.max_wait:
             self._delayed_total += 1
-            after, reason, limit = max(retry)
-            return PacingDelayed(reason=reason, retry_after=after, limit=limit)
-        self._history.append((now, msg.request_key, msg.contract_key))
-        return PermitGranted()
+            return PacingDelayed(
+                reason=reason or "historical requests are queued", retry_after=wait, limit=limit
+            )
+        self._history.append((at, msg.request_key, msg.contract_key))
+        return PermitGranted(wait=wait)
 
     # -------------------------------------------------------------- stats
 
     def _stats(self) -> PacingStats:
         now = self._clock()
         self._expire_leases(now)
-        window = [t for t, _, _ in self._history if t > now - self._historical.total_window]
+        window = [t for t, _, _ in self._history if now - self._historical.total_window < t <= now]
         return PacingStats(
             message_rate_limit=float(self._rate),
             messages_last_second=sum(1 for t in self._sends if now - 1.0 < t <= now),

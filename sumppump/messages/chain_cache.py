@@ -1,7 +1,6 @@
-"""Protocol of the chain cache: the session's current symbol, its chain, quotes, stats, history
-and news. Asking for another symbol switches the session (DESIGN.md §4): the old symbol's
-quotes are dropped, its market-data lines released and its open previews voided; the reply says
-so in ``switched_from``."""
+"""Protocol of the chain cache: chains, quotes, stats, history and news for any symbol (cached per
+symbol, DESIGN.md §4). Reading another symbol voids nothing: ``switched_from`` is kept in the
+replies for compatibility and is always None; :class:`SymbolSwitched` is no longer sent."""
 
 from __future__ import annotations
 
@@ -62,6 +61,8 @@ class GetChain(Command, frozen=True, kw_only=True):
     expiry: str | None = None  # None: the nearest listed expiry at least 7 days out
     strikes_each_side: int = 8
     right: RightFilter = "both"
+    #: A :mod:`sumppump.progress` listener told as each batch of quotes is requested (0: none).
+    progress: int = 0
 
 
 class ChainRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,8 +122,9 @@ class LegKey(msgspec.Struct, frozen=True, kw_only=True):
 class GetLegQuotes(Command, frozen=True, kw_only=True):
     """Contracts and fresh quotes for the option legs of one structure (and the underlying).
 
-    Switches the session to ``symbol`` like any other request. An expiry that is not listed is
-    answered :class:`ExpiryNotListed`; a strike that is not listed appears in ``missing``.
+    The path execution and risk use: it never moves the current symbol. An expiry that is not
+    listed is answered :class:`ExpiryNotListed`; a strike that is not listed appears in
+    ``missing``.
     """
 
     symbol: str
@@ -202,13 +204,18 @@ class GetSession(Command, frozen=True, kw_only=True):
 
 
 class SessionInfo(Reply, frozen=True, kw_only=True):
+    """``symbol``: the trade discussion's current symbol (the last one read); ``symbols``: every
+    symbol whose data is cached, least recently used first."""
+
     symbol: str | None
     cached_expiries: tuple[str, ...]
     quotes_cached: int
+    symbols: tuple[str, ...] = ()
 
 
 class SymbolSwitched(Event, frozen=True, kw_only=True):
-    """Told to execution when the session moves to another symbol: void its previews."""
+    """Formerly told to execution when the session moved to another symbol. The chain cache no
+    longer sends it: reads void nothing (DESIGN.md §4). Kept while execution still matches it."""
 
     previous: str
     current: str

@@ -143,7 +143,7 @@ class QuoteTarget(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FetchQuotes(Command, frozen=True, kw_only=True):
-    """Quotes for ``targets`` from short-lived streams within the line budget.
+    """Quotes for ``targets`` from short-lived streams or snapshots within the line budget.
 
     ``generic_ticks`` as IB's list ("100,101,104,106": volume, open interest, historical and
     implied vol). Each stream is held until its quote is complete (bid, ask and, for options,
@@ -154,6 +154,11 @@ class FetchQuotes(Command, frozen=True, kw_only=True):
     targets: tuple[QuoteTarget, ...]
     generic_ticks: str = ""
     settle: float = 2.0
+    #: One ``reqMktData(snapshot=True)`` per target: no cancels, but no generic ticks either
+    #: (IB refuses them on snapshots), so ``generic_ticks`` is ignored.
+    snapshot: bool = False
+    #: A :mod:`sumppump.progress` listener told as each chunk of requests leaves (0: none).
+    progress: int = 0
 
 
 class Quotes(Reply, frozen=True, kw_only=True):

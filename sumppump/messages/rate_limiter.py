@@ -91,14 +91,23 @@ class Released(Reply, frozen=True, kw_only=True):
 
 class HistoricalPermit(Command, frozen=True, kw_only=True):
     """Ask to send one historical-data request. ``request_key`` identifies identical requests
-    (contract, bar size, duration, what to show, end); ``contract_key`` the contract."""
+    (contract, bar size, duration, what to show, end); ``contract_key`` the contract.
+
+    The limiter queues the request at the earliest time IB's pacing allows, when that is within
+    ``max_wait`` seconds (:class:`PermitGranted` says how long to wait); otherwise it answers
+    :class:`PacingDelayed` with the time after which it would pass. ``max_wait`` 0: now or not.
+    """
 
     request_key: str
     contract_key: str
+    max_wait: float = 0.0
 
 
 class PermitGranted(Reply, frozen=True, kw_only=True):
-    """The historical request may be sent now; it has been counted."""
+    """The historical request may be sent after ``wait`` seconds; it has been counted at that
+    time."""
+
+    wait: float = 0.0
 
 
 class GetPacingStats(Command, frozen=True, kw_only=True):

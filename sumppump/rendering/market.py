@@ -125,7 +125,6 @@ def quote(reply: QuoteReply) -> Rendered:
             "avg_volume": rnum(q.avg_volume),
             "data_type": q.data_type,
             "market_open": reply.market_open,
-            "switched_from": reply.switched_from,
         }
     )
     d = data
@@ -139,8 +138,6 @@ def quote(reply: QuoteReply) -> Rendered:
     if "market_open" in d:
         text += f"; market {'open' if d['market_open'] else 'closed'}"
     text += "."
-    if "switched_from" in d:
-        text += f" Switched from {d['switched_from']}: its previews were voided."
     return Rendered(text, data)
 
 
@@ -206,7 +203,6 @@ def chain(c: Chain) -> Rendered:
             "rows": [_chain_row(row, per_row) for row in c.rows],
             "partial_reason": c.partial_reason,
             "notices": list(c.notices),
-            "switched_from": c.switched_from,
         }
     )
     # always present (bench/serve.py and callers read them): whether quotes were missing
@@ -248,8 +244,6 @@ def chain(c: Chain) -> Rendered:
     if d.get("expiries"):
         lines.append("Listed expiries: " + ", ".join(d["expiries"]) + ".")
     lines.extend(f"Notice: {n}" for n in d.get("notices", []))
-    if "switched_from" in d:
-        lines.append(f"Switched from {d['switched_from']}: its previews were voided.")
     return Rendered("\n".join(lines), data)
 
 
@@ -277,7 +271,6 @@ def market_stats(s: MarketStats) -> Rendered:
             "put_call_volume": rnum(s.put_call_volume, 2),
             "data_type": s.data_type,
             "notes": list(s.notes),
-            "switched_from": s.switched_from,
         }
     )
     d = data
@@ -297,8 +290,6 @@ def market_stats(s: MarketStats) -> Rendered:
     )
     if d.get("notes"):
         text += " " + " ".join(d["notes"])
-    if "switched_from" in d:
-        text += f" Switched from {d['switched_from']}: its previews were voided."
     return Rendered(text, data)
 
 
@@ -331,8 +322,6 @@ def history(h: History, rows: int = HISTORY_ROWS) -> Rendered:
     ]
     if len(shown) < len(bars):
         data["note"] = f"showing the last {len(shown)} of {len(bars)} bars"
-    if h.switched_from:
-        data["switched_from"] = h.switched_from
     lines = [
         f"{h.symbol} price history, {plural(len(bars), 'bar')} of {h.bar_size} over {h.duration}."
     ]
@@ -350,8 +339,6 @@ def history(h: History, rows: int = HISTORY_ROWS) -> Rendered:
         f"{b[0]} {fprice(b[1])} {fprice(b[2])} {fprice(b[3])} {fprice(b[4])} {fnum(b[5])}"
         for b in data["bars"]
     )
-    if "switched_from" in data:
-        lines.append(f"Switched from {data['switched_from']}: its previews were voided.")
     return Rendered("\n".join(lines), data)
 
 

@@ -128,7 +128,6 @@ def suggestions(found: StrikeSuggestions) -> Rendered:
             "candidates": rows,
             "partial": found.partial or None,
             "notes": list(found.notes),
-            "switched_from": found.switched_from,
         }
     )
     lines = [
@@ -152,8 +151,6 @@ def suggestions(found: StrikeSuggestions) -> Rendered:
     if data.get("partial"):
         lines.append("PARTIAL: some quotes were missing.")
     lines.extend(data.get("notes", []))
-    if "switched_from" in data:
-        lines.append(f"Switched from {data['switched_from']}: its previews were voided.")
     lines.append("These are ideas, not orders: calculate_strategy previews one.")
     return Rendered("\n".join(lines), data)
 

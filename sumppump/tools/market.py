@@ -9,6 +9,7 @@ from fastmcp import Context, FastMCP
 from fastmcp.tools.base import ToolResult
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from sumppump import progress
 from sumppump.messages.chain_cache import (
     Chain,
     GetChain,
@@ -110,13 +111,18 @@ def register(app: FastMCP[Any], service: Service) -> None:
         data type and greeks source stated once. Marked PARTIAL when quotes were missing."""
         await service.connection_state()
         await ctx.report_progress(0, 100, "fetching the chain")
-        reply = await service.ask(
-            "chain_cache",
-            GetChain(
-                symbol=symbol, expiry=expiry, strikes_each_side=strikes_each_side, right=right
-            ),
-            timeout=READ_TIMEOUT,
-        )
+        async with progress.forwarded(ctx.report_progress, start=5, end=95) as progress_id:
+            reply = await service.ask(
+                "chain_cache",
+                GetChain(
+                    symbol=symbol,
+                    expiry=expiry,
+                    strikes_each_side=strikes_each_side,
+                    right=right,
+                    progress=progress_id,
+                ),
+                timeout=READ_TIMEOUT,
+            )
         chain = expect(reply, Chain)
         await ctx.report_progress(100, 100, "done")
         return ok(service, render.chain(chain))

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from sumppump.actors.chain_cache import (
+from sumppump.actors.chain_math import (
     choose_trading_class,
     historical_vol,
     iv_rank_percentile,
@@ -28,12 +28,14 @@ from sumppump.messages.chain_cache import (
     GetMarketStats,
     GetNews,
     GetQuote,
+    GetSession,
     History,
     LegKey,
     LegQuotes,
     MarketStats,
     News,
     QuoteReply,
+    SessionInfo,
 )
 from sumppump.messages.common import NoSuchContract, OptionContract
 from sumppump.messages.connection import OptionParamSet
@@ -111,6 +113,7 @@ async def test_repeat_call_within_the_quote_ttl_sends_nothing_to_tws(
 ) -> None:
     async with tree_with_sim(sim, tmp_path) as tree:
         await tree.refs.chain_cache.call(GetChain(symbol="AAPL"), timeout=25)
+        await anyio.sleep(1.0)  # the streams' cancels leave after the reply
         before = len(sim.requests)
         again = await tree.refs.chain_cache.call(GetChain(symbol="AAPL"), timeout=25)
         after = len(sim.requests)
@@ -135,15 +138,23 @@ async def test_contract_definitions_are_reused_from_disk_by_a_fresh_session(
     assert details_after - details_before == 1  # the stock only; the expiry came from disk
 
 
-async def test_switching_symbol_says_so_and_leaves_no_line_open(
+async def test_reading_another_symbol_keeps_both_and_leaves_no_line_open(
     sim: SimTWS, tmp_path: Path
 ) -> None:
     async with tree_with_sim(sim, tmp_path) as tree:
-        await tree.refs.chain_cache.call(GetChain(symbol="AAPL"), timeout=25)
-        switched = await tree.refs.chain_cache.call(GetQuote(symbol="MSFT"), timeout=10)
-        same = await tree.refs.chain_cache.call(GetQuote(symbol="MSFT"), timeout=10)
-    assert isinstance(switched, QuoteReply) and switched.switched_from == "AAPL"
-    assert isinstance(same, QuoteReply) and same.switched_from is None
+        chain = await tree.refs.chain_cache.call(GetChain(symbol="AAPL"), timeout=25)
+        other = await tree.refs.chain_cache.call(GetQuote(symbol="MSFT"), timeout=10)
+        session = await tree.refs.chain_cache.call(GetSession(), timeout=5)
+        details_before = len(sim.requests_named("reqContractDetails"))
+        again = await tree.refs.chain_cache.call(GetChain(symbol="AAPL"), timeout=25)
+        details_after = len(sim.requests_named("reqContractDetails"))
+        await anyio.sleep(0.5)  # the deferred cancels leave after the reply
+    assert isinstance(chain, Chain) and isinstance(again, Chain)
+    assert isinstance(other, QuoteReply) and other.switched_from is None
+    assert again.switched_from is None
+    assert isinstance(session, SessionInfo)
+    assert session.symbol == "MSFT" and session.symbols == ("AAPL", "MSFT")
+    assert details_after == details_before  # AAPL's stock and contracts were still held
     assert sim.stats.open_lines == 0
 
 

@@ -11,7 +11,14 @@ import anyio
 import msgspec
 import pytest
 
-from sumppump.messages.chain_cache import GetQuote, QuoteReply
+from sumppump.messages.chain_cache import (
+    Chain,
+    GetChain,
+    GetMarketStats,
+    GetQuote,
+    MarketStats,
+    QuoteReply,
+)
 from sumppump.messages.execution import (
     BreakerState,
     CreatePreview,
@@ -112,13 +119,17 @@ async def test_an_expired_preview_is_refused(sim: SimTWS, tmp_path: Path) -> Non
         assert placed_orders(tree) == 0
 
 
-async def test_switching_the_session_to_another_symbol_voids_the_preview(tree: Tree) -> None:
+async def test_a_preview_survives_reading_other_symbols(tree: Tree) -> None:
+    """Issue 21: a quote, a chain and market stats of another symbol void nothing."""
     created = await preview(tree, CALL)
-    switched = await tree.chain.call(GetQuote(symbol="MSFT"), timeout=10)
-    assert isinstance(switched, QuoteReply) and switched.switched_from == "AAPL"
-    reply = refused(await execute(tree, created), "PREVIEW_EXPIRED", "voided")
-    assert "another symbol" in reply.message
-    assert placed_orders(tree) == 0
+    quote = await tree.chain.call(GetQuote(symbol="MSFT"), timeout=10)
+    chain = await tree.chain.call(GetChain(symbol="NVDA"), timeout=25)
+    stats = await tree.chain.call(GetMarketStats(symbol="MSFT"), timeout=20)
+    assert isinstance(quote, QuoteReply) and quote.switched_from is None
+    assert isinstance(chain, Chain) and chain.switched_from is None
+    assert isinstance(stats, MarketStats) and stats.switched_from is None
+    assert isinstance(await execute(tree, created), OrderSubmitted)
+    assert len(tree.placed(created.preview_id)) == 1
 
 
 async def test_void_symbol_command_voids_only_that_symbols_previews(tree: Tree) -> None:

@@ -166,7 +166,6 @@ async def execution_tree(
             "chain_cache",
             lambda: ChainCacheActor(
                 connection=refs["connection"],
-                execution=refs["exec"],
                 cache_dir=tmp_path / "cache",
                 today=lambda: today,
             ),

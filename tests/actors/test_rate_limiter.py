@@ -140,7 +140,7 @@ async def test_identical_historical_request_within_15_s_is_delayed() -> None:
         delayed = await ref.call(permit, timeout=1)
         assert isinstance(delayed, PacingDelayed)
         assert delayed.limit == "historical_identical"
-        assert delayed.retry_after == pytest.approx(11.0)
+        assert delayed.retry_after == pytest.approx(11.3)  # 15 s after, with the 0.3 s margin
         clock.now += delayed.retry_after
         assert isinstance(await ref.call(permit, timeout=1), PermitGranted)
 
@@ -155,7 +155,7 @@ async def test_sixth_request_for_one_contract_within_two_seconds_is_delayed() ->
         sixth = await ref.call(HistoricalPermit(request_key="AAPL|5", contract_key="AAPL"))
         assert isinstance(sixth, PacingDelayed)
         assert sixth.limit == "historical_contract"
-        assert sixth.retry_after == pytest.approx(1.6)
+        assert sixth.retry_after == pytest.approx(1.9)
         other = await ref.call(HistoricalPermit(request_key="MSFT|0", contract_key="MSFT"))
         assert isinstance(other, PermitGranted)
 
@@ -170,7 +170,7 @@ async def test_sixty_first_historical_request_in_ten_minutes_is_delayed() -> Non
         refused = await ref.call(HistoricalPermit(request_key="k60", contract_key="c60"))
         assert isinstance(refused, PacingDelayed)
         assert refused.limit == "historical_window"
-        assert refused.retry_after == pytest.approx(600 - 59 * 3)
+        assert refused.retry_after == pytest.approx(600 - 59 * 3 + 0.3)
         stats = await ref.call(GetPacingStats(), timeout=1)
         assert isinstance(stats, PacingStats)
         assert stats.historical_last_10_min == 60
@@ -190,3 +190,45 @@ async def test_stats_count_messages_in_the_last_second() -> None:
         stats = await ref.call(GetPacingStats(), timeout=1)
         assert isinstance(stats, PacingStats)
         assert stats.messages_last_second == 3
+
+
+async def test_historical_requests_within_the_callers_wait_are_queued_not_refused() -> None:
+    """Issue 21: parallel calls get answers; the limiter queues them at the earliest time
+    IB's three rules allow, and says PACING only when that is past the caller's wait."""
+    clock = ManualClock()
+    async with limiter(clock) as ref:
+        waits = []
+        for i in range(7):
+            permit = HistoricalPermit(request_key=f"AAPL|{i}", contract_key="AAPL", max_wait=20)
+            granted = await ref.call(permit, timeout=1)
+            assert isinstance(granted, PermitGranted)
+            waits.append(granted.wait)
+        # five at once, the sixth and seventh 2 s later (at most 5 per contract in any 2 s)
+        assert waits == pytest.approx([0, 0, 0, 0, 0, 2.3, 2.3])
+        same = HistoricalPermit(request_key="AAPL|0", contract_key="AAPL", max_wait=20)
+        identical = await ref.call(same, timeout=1)
+        assert isinstance(identical, PermitGranted)
+        assert identical.wait == pytest.approx(15.3)  # no identical request within 15 s
+        too_long = HistoricalPermit(request_key="AAPL|1", contract_key="AAPL", max_wait=5)
+        refused = await ref.call(too_long, timeout=1)
+        assert isinstance(refused, PacingDelayed)
+        assert refused.limit == "historical_identical"
+        assert refused.retry_after == pytest.approx(15.3)
+        other = await ref.call(
+            HistoricalPermit(request_key="MSFT|0", contract_key="MSFT", max_wait=20), timeout=1
+        )
+        assert other == PermitGranted(wait=0.0)
+
+
+async def test_queued_historical_grants_keep_every_window_of_two_seconds_within_five() -> None:
+    clock = ManualClock()
+    async with limiter(clock) as ref:
+        at: list[float] = []
+        for i in range(17):
+            clock.now += 0.05
+            permit = HistoricalPermit(request_key=f"X|{i}", contract_key="X", max_wait=60)
+            granted = await ref.call(permit, timeout=1)
+            assert isinstance(granted, PermitGranted)
+            at.append(clock.now + granted.wait)
+        for start in at:
+            assert sum(1 for t in at if start <= t < start + 2.0) <= 5
