@@ -26,7 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -357,14 +357,24 @@ def _print_diff(console: Console, lines: list[str]) -> None:
         console.print(Text(text, style=style), soft_wrap=True)
 
 
-def main(dry_run: bool) -> int:
+def main(dry_run: bool, *, path: Path | None = None, unread: Sequence[Path] | None = None) -> int:
     """Run ``sumppump install-claude``; returns the exit code.
 
-    0: written, already up to date, or dry run; 1: the write failed (the original is intact);
-    2: the existing file is not valid JSON (or not an object), nothing written.
+    ``path`` is the config to merge into (default :func:`config_path`); ``unread`` the files
+    Claude Desktop does not read (default :func:`unread_config_paths`), each named in a note
+    when it exists. 0: written, already up to date, or dry run; 1: the write failed (the
+    original is intact); 2: the existing file is not valid JSON (or not an object), nothing
+    written.
     """
     console = Console(highlight=False)
-    path = config_path()
+    path = config_path() if path is None else path
+    for stale in unread_config_paths() if unread is None else unread:
+        console.print(
+            f"[yellow]Note:[/] {escape(str(stale))} is not read by the Microsoft Store build of "
+            "Claude Desktop installed here; SumpPump goes into the file it reads:",
+            soft_wrap=True,
+        )
+        console.print(f"  {escape(str(path))}", soft_wrap=True)
     try:
         plan = plan_install(path, server_entry())
     except ConfigUnreadable as exc:
