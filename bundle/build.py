@@ -73,8 +73,7 @@ USER_CONFIG: Final[dict[str, dict[str, Any]]] = {
     "max_risk_pct": {
         "type": "number",
         "title": "Max risk per order (% of net liquidation)",
-        "description": "An order whose maximum loss exceeds this share of the account is "
-        "refused.",
+        "description": "An order whose maximum loss exceeds this share of the account is refused.",
         "default": 5,
         "min": 0.1,
         "max": 100,
@@ -203,15 +202,15 @@ def run(command: list[str], cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def build(dist: Path) -> Path:
+def build(dist: Path, staging: Path = ROOT / "build" / "mcpb") -> Path:
     """Build, validate and pack the bundle; returns ``dist/sumppump-<version>.mcpb``.
+    ``staging`` is the folder the bundle is laid out in first (emptied).
 
     :raises RuntimeError: the CLI could not be installed, or rejected the manifest.
     """
     from sumppump import __version__
 
     tools, prompts = asyncio.run(server_capabilities())
-    staging = ROOT / "build" / "mcpb"
     stage(staging, manifest(__version__, tools, prompts))
     cli = str(mcpb_cli())
     run([cli, "validate", str(staging / "manifest.json")])
