@@ -36,6 +36,7 @@ from mcp.types import CallToolRequestParams, ImageContent, TextContent, ToolAnno
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 
+from sumppump import prompts
 from sumppump.actors.runtime import ActorDown, CallTimeout, Ref
 from sumppump.charts import PayoffChart, render_payoff_chart
 from sumppump.messages.base import Command, Reply
@@ -844,6 +845,7 @@ def create_app(
 
     _register_trading_tools(app, service)
     _install_order_ticket(app, service)
+    prompts.register(app)
     if simulated and os.environ.get("SUMPPUMP_SIM_FAULT_HOOK") == "1":
         _register_fault_hook(app, service)
     return app
