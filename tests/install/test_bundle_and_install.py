@@ -142,7 +142,7 @@ def test_bundle_builds_validates_installs_fresh_and_lists_its_tools(tmp_path: Pa
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = str(venv / "bin" / "python")
     subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", str(unpacked)],
+        [python, "-m", "pip", "install", "--quiet", "--no-compile", str(unpacked)],
         check=True,
         timeout=600,
         capture_output=True,
