@@ -104,6 +104,15 @@ def test_the_form_sets_real_settings_with_their_defaults() -> None:
     assert (settings.tws_port, settings.client_id, settings.approval_mode) == (7497, 17, "client")
 
 
+def test_a_field_left_blank_keeps_the_settings_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = Settings().audit_path
+    monkeypatch.setenv("SUMPPUMP_AUDIT_PATH", "")
+    monkeypatch.setenv("SUMPPUMP_TWS_PORT", "")
+    settings = Settings()
+    assert settings.audit_path == default
+    assert settings.tws_port == 7497
+
+
 @pytest.mark.anyio
 async def test_manifest_lists_exactly_the_tools_the_model_sees() -> None:
     tools, prompts = await build.server_capabilities()
