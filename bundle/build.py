@@ -136,6 +136,7 @@ def manifest(version: str, tools: list[dict[str, str]], prompts: list[str]) -> d
             "(API → Settings → Enable ActiveX and Socket Clients) and note its port."
         ),
         "author": {"name": "SumpPump contributors"},
+        "icon": "icon.png",
         "server": {
             "type": "uv",
             "entry_point": ENTRY_POINT,
@@ -173,6 +174,7 @@ def stage(dest: Path, document: dict[str, Any]) -> None:
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
     )
     shutil.copy2(BUNDLE_DIR / ENTRY_POINT, dest / ENTRY_POINT)
+    shutil.copy2(BUNDLE_DIR / "icon.png", dest / "icon.png")  # 256×256: a bull call spread
     (dest / "manifest.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 

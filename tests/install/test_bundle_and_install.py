@@ -143,6 +143,7 @@ def test_bundle_builds_validates_installs_fresh_and_lists_its_tools(tmp_path: Pa
     assert server["type"] == "uv"
     assert (unpacked / "pyproject.toml").is_file()
     assert (unpacked / server["entry_point"]).is_file()
+    assert (unpacked / document["icon"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (unpacked / "sumppump" / "ticket" / "static" / "ticket.html").is_file()
     assert not list(unpacked.rglob("__pycache__")) and not (unpacked / "tests").exists()
 
