@@ -99,9 +99,9 @@ async def check_port(
             PORT,
             "FAIL",
             f"{detail}, but {host}:{_label(found)} does{more}; the checks below use {found}",
-            f"Set SUMPPUMP_TWS_PORT={found} (in Claude Desktop's config: "
-            f'"env": {{"SUMPPUMP_TWS_PORT": "{found}"}}), or change TWS\'s socket port '
-            f"to {port} in API → Settings",
+            f"Set SUMPPUMP_TWS_PORT={found} (the bundle's \"TWS API port\" in Claude Desktop's "
+            f'extension settings, or "env": {{"SUMPPUMP_TWS_PORT": "{found}"}} in its config), '
+            f"or change TWS's socket port to {port} in API → Settings",
         ),
         found,
     )
