@@ -92,12 +92,13 @@ def windows_store_dir(environ: Mapping[str, str], home: Path) -> Path | None:
     local = environ.get("LOCALAPPDATA", "").strip()
     packages = (Path(local) if local else home / "AppData" / "Local") / "Packages"
     candidates = [packages / WINDOWS_STORE_PACKAGE]
-    if packages.is_dir():
-        candidates += sorted(p for p in packages.glob("Claude_*") if p not in candidates)
-    for package in candidates:
-        if package.is_dir():
-            return package / "LocalCache" / "Roaming" / "Claude"
-    return None
+    try:
+        if packages.is_dir():
+            candidates += sorted(p for p in packages.glob("Claude_*") if p not in candidates)
+        found = next((package for package in candidates if package.is_dir()), None)
+    except OSError:  # an unreadable Packages folder: as if the build were not installed
+        return None
+    return None if found is None else found / "LocalCache" / "Roaming" / "Claude"
 
 
 def classic_windows_dir(environ: Mapping[str, str], home: Path) -> Path:

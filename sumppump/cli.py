@@ -140,14 +140,18 @@ def _resolve_serve_addresses(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> tuple[str | None, int | None, int]:
     """(TWS host, TWS port, HTTP port) from the new options and the deprecated ``--host`` /
-    ``--port`` (each deprecated use prints a note on stderr). Bad combinations end the program
-    through ``parser.error`` (exit 2)."""
+    ``--port``, which keep their old meaning and print a note on stderr (deprecated, or ignored
+    with ``--sim``). Bad combinations end the program through ``parser.error`` (exit 2)."""
     tws_host: str | None = args.tws_host
     tws_port: int | None = args.tws_port
     http_port: int | None = args.http_port
+    ignored_with_sim = "is ignored with --sim (it embeds its own TWS)"
     if args.host is not None:
-        print("sumppump serve: --host is deprecated; use --tws-host.", file=sys.stderr)
-        tws_host = tws_host or args.host
+        if args.sim:
+            print(f"sumppump serve: --host {ignored_with_sim}.", file=sys.stderr)
+        else:
+            print("sumppump serve: --host is deprecated; use --tws-host.", file=sys.stderr)
+            tws_host = tws_host or args.host
     if args.port is not None:
         if args.transport == "http":
             print(
@@ -156,13 +160,11 @@ def _resolve_serve_addresses(
                 file=sys.stderr,
             )
             http_port = args.port if http_port is None else http_port
+        elif args.sim:
+            print(f"sumppump serve: --port {ignored_with_sim}.", file=sys.stderr)
         else:
-            print(
-                "sumppump serve: --port is deprecated; use --tws-port.",
-                file=sys.stderr,
-            )
-            if not args.sim:
-                tws_port = args.port if tws_port is None else tws_port
+            print("sumppump serve: --port is deprecated; use --tws-port.", file=sys.stderr)
+            tws_port = args.port if tws_port is None else tws_port
     if args.sim and (args.tws_host is not None or args.tws_port is not None):
         parser.error("--tws-host/--tws-port do not apply with --sim (it embeds its own TWS)")
     if args.transport != "http" and (args.http_port is not None or args.http_host != "127.0.0.1"):

@@ -81,8 +81,9 @@ def test_old_port_keeps_its_meaning_with_a_deprecation_note(
     assert serve_addresses("--host", "127.0.0.2") == ("127.0.0.2", None, 8765)
     assert "--host is deprecated; use --tws-host" in capsys.readouterr().err
     # With --sim the old --port was silently ignored; now it says so.
-    assert serve_addresses("--sim", "--port", "4002") == (None, None, 8765)
-    assert "deprecated" in capsys.readouterr().err
+    assert serve_addresses("--sim", "--port", "4002", "--host", "h") == (None, None, 8765)
+    err = capsys.readouterr().err
+    assert "--port is ignored with --sim" in err and "--host is ignored with --sim" in err
 
 
 @pytest.mark.parametrize(
