@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test soak bench lint typecheck clean
+.PHONY: demo test soak bench lint typecheck clean bundle
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# dist/sumppump-<version>.mcpb, the MCP Bundle Claude Desktop installs (bundle/build.py says how;
+# the mcpb CLI is pinned in bundle/package-lock.json and installed there by npm ci).
+bundle: $(STAMP)
+	$(PY) bundle/build.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,6 +1,7 @@
 """``sumppump install-claude``: add this install to Claude Desktop's ``claude_desktop_config.json``.
 
-The file lives at the platform's place (:func:`config_path`); ``SUMPPUMP_CLAUDE_CONFIG`` overrides
+The file lives at the platform's place (:func:`config_path`; on Windows the Microsoft Store
+build's package folder when that build is installed); ``SUMPPUMP_CLAUDE_CONFIG`` overrides
 it. The merge (:func:`merged_config`) sets ``mcpServers.sumppump`` to this install's command and
 keeps everything else in the file: every other server, every other top-level key, and any extra
 key or environment variable the person added to the ``sumppump`` entry themselves. The
@@ -25,7 +26,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -40,6 +41,7 @@ __all__ = [
     "SERVER_NAME",
     "ConfigUnreadable",
     "InstallPlan",
+    "classic_windows_dir",
     "config_path",
     "main",
     "merged_config",
@@ -48,6 +50,8 @@ __all__ = [
     "render",
     "resolve_command",
     "server_entry",
+    "unread_config_paths",
+    "windows_store_dir",
     "write_config",
 ]
 
@@ -72,6 +76,38 @@ class ConfigUnreadable(Exception):
 # ---------------------------------------------------------------------- where and what
 
 
+#: The Microsoft Store / MSIX build of Claude Desktop (every Windows build since February 2026)
+#: keeps its roaming data inside its package folder, and reads the config only there
+#: (anthropics/claude-code#29100, #38830; shared/notes/clients-and-ecosystem.md §3).
+WINDOWS_STORE_PACKAGE: Final = "Claude_pzs8sxrjxfjjc"
+
+
+def windows_store_dir(environ: Mapping[str, str], home: Path) -> Path | None:
+    """The Store build's ``…\\LocalCache\\Roaming\\Claude`` folder when that build is
+    installed (its package folder exists under ``%LOCALAPPDATA%\\Packages``), else None.
+
+    The known package name is tried first, then any ``Claude_*`` package (a publisher-id change
+    would rename it).
+    """
+    local = environ.get("LOCALAPPDATA", "").strip()
+    packages = (Path(local) if local else home / "AppData" / "Local") / "Packages"
+    candidates = [packages / WINDOWS_STORE_PACKAGE]
+    try:
+        if packages.is_dir():
+            candidates += sorted(p for p in packages.glob("Claude_*") if p not in candidates)
+        found = next((package for package in candidates if package.is_dir()), None)
+    except OSError:  # an unreadable Packages folder: as if the build were not installed
+        return None
+    return None if found is None else found / "LocalCache" / "Roaming" / "Claude"
+
+
+def classic_windows_dir(environ: Mapping[str, str], home: Path) -> Path:
+    """``%APPDATA%\\Claude`` (``~\\AppData\\Roaming\\Claude`` without APPDATA): the pre-MSIX
+    installer's folder."""
+    appdata = environ.get("APPDATA", "").strip()
+    return (Path(appdata) if appdata else home / "AppData" / "Roaming") / "Claude"
+
+
 def config_path(
     system: str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -80,9 +116,10 @@ def config_path(
     """Claude Desktop's config file for ``system`` (a ``sys.platform`` value; default this one).
 
     ``SUMPPUMP_CLAUDE_CONFIG`` in ``environ`` wins. macOS: ``~/Library/Application
-    Support/Claude``; Windows: ``%APPDATA%\\Claude`` (``~\\AppData\\Roaming`` without APPDATA);
+    Support/Claude``; Windows: the Store build's folder when it is installed
+    (:func:`windows_store_dir`), else ``%APPDATA%\\Claude`` (:func:`classic_windows_dir`);
     anything else: ``$XDG_CONFIG_HOME/Claude``, ``~/.config/Claude`` when XDG_CONFIG_HOME is
-    unset or empty (XDG says to ignore a relative one too).
+    unset or empty (XDG says to ignore a relative one too). Never raises.
     """
     system = sys.platform if system is None else system
     environ = os.environ if environ is None else environ
@@ -91,14 +128,33 @@ def config_path(
     if override:
         return Path(override).expanduser()
     if system == "darwin":
-        base = home / "Library" / "Application Support"
+        folder = home / "Library" / "Application Support" / "Claude"
     elif system in ("win32", "cygwin"):
-        appdata = environ.get("APPDATA", "").strip()
-        base = Path(appdata) if appdata else home / "AppData" / "Roaming"
+        folder = windows_store_dir(environ, home) or classic_windows_dir(environ, home)
     else:
         xdg = environ.get("XDG_CONFIG_HOME", "").strip()
         base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".config"
-    return base / "Claude" / CONFIG_FILE_NAME
+        folder = base / "Claude"
+    return folder / CONFIG_FILE_NAME
+
+
+def unread_config_paths(
+    system: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> list[Path]:
+    """Config files that exist but that Claude Desktop does not read: on Windows with the Store
+    build installed, ``%APPDATA%\\Claude``'s (an older SumpPump, or FastMCP's installer, wrote
+    there). Empty elsewhere, and when ``SUMPPUMP_CLAUDE_CONFIG`` is set."""
+    system = sys.platform if system is None else system
+    environ = os.environ if environ is None else environ
+    home = Path.home() if home is None else home
+    if system not in ("win32", "cygwin") or environ.get(CONFIG_OVERRIDE_VARIABLE, "").strip():
+        return []
+    if windows_store_dir(environ, home) is None:
+        return []
+    classic = classic_windows_dir(environ, home) / CONFIG_FILE_NAME
+    return [classic] if classic.is_file() else []
 
 
 def _is_secret(name: str) -> bool:
@@ -302,14 +358,24 @@ def _print_diff(console: Console, lines: list[str]) -> None:
         console.print(Text(text, style=style), soft_wrap=True)
 
 
-def main(dry_run: bool) -> int:
+def main(dry_run: bool, *, path: Path | None = None, unread: Sequence[Path] | None = None) -> int:
     """Run ``sumppump install-claude``; returns the exit code.
 
-    0: written, already up to date, or dry run; 1: the write failed (the original is intact);
-    2: the existing file is not valid JSON (or not an object), nothing written.
+    ``path`` is the config to merge into (default :func:`config_path`); ``unread`` the files
+    Claude Desktop does not read (default :func:`unread_config_paths`), each named in a note
+    when it exists. 0: written, already up to date, or dry run; 1: the write failed (the
+    original is intact); 2: the existing file is not valid JSON (or not an object), nothing
+    written.
     """
     console = Console(highlight=False)
-    path = config_path()
+    path = config_path() if path is None else path
+    for stale in unread_config_paths() if unread is None else unread:
+        console.print(
+            f"[yellow]Note:[/] {escape(str(stale))} is not read by the Microsoft Store build of "
+            "Claude Desktop installed here; SumpPump goes into the file it reads:",
+            soft_wrap=True,
+        )
+        console.print(f"  {escape(str(path))}", soft_wrap=True)
     try:
         plan = plan_install(path, server_entry())
     except ConfigUnreadable as exc:

@@ -34,7 +34,7 @@ from fastmcp.tools.base import ToolResult
 from mcp.types import CallToolRequestParams, ListToolsRequest
 from pydantic import ValidationError as PydanticValidationError
 
-from sumppump import __version__
+from sumppump import __version__, prompts
 from sumppump.actors.runtime import ActorDown, CallTimeout, Ref
 from sumppump.messages.base import Command, Reply
 from sumppump.messages.connection import ConnectionState, GetConnectionState
@@ -307,6 +307,7 @@ def create_app(
     app.state = service  # type: ignore[attr-defined]
 
     register_all(app, service)
+    prompts.register(app)
     if simulated and os.environ.get("SUMPPUMP_SIM_FAULT_HOOK") == "1":
         fault_hook.register(app, service)
     return app

@@ -26,7 +26,10 @@ class Settings(BaseSettings):
     starting (the person could not even ask what is wrong), it must refuse every order instead.
     """
 
-    model_config = SettingsConfigDict(env_prefix="SUMPPUMP_", extra="ignore", frozen=True)
+    # An empty variable counts as unset: an MCP Bundle's optional field left blank arrives as "".
+    model_config = SettingsConfigDict(
+        env_prefix="SUMPPUMP_", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     tws_host: str = "127.0.0.1"
     tws_port: int = Field(default=7497, ge=1, le=65535)

@@ -84,6 +84,79 @@ def test_config_path_follows_each_platforms_convention(
     assert path == tmp_path / expected
 
 
+STORE = "Packages/Claude_pzs8sxrjxfjjc/LocalCache/Roaming/Claude/claude_desktop_config.json"
+
+
+def store_layout(tmp_path: Path, package: str = "Claude_pzs8sxrjxfjjc") -> dict[str, str]:
+    """A fake Windows profile in tmp_path with the Microsoft Store build's package folder."""
+    (tmp_path / "Local" / "Packages" / package).mkdir(parents=True)
+    return {"LOCALAPPDATA": str(tmp_path / "Local"), "APPDATA": str(tmp_path / "Roaming")}
+
+
+def test_windows_store_build_is_found_under_localappdata_packages(tmp_path: Path) -> None:
+    environ = store_layout(tmp_path)
+    path = config_path(system="win32", environ=environ, home=tmp_path / "home")
+    assert path == tmp_path / "Local" / STORE
+
+
+def test_windows_store_build_without_localappdata_is_under_the_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "AppData" / "Local" / "Packages" / "Claude_pzs8sxrjxfjjc").mkdir(parents=True)
+    path = config_path(system="win32", environ={}, home=home)
+    assert path == home / "AppData" / "Local" / STORE
+
+
+def test_windows_store_package_with_another_publisher_id_is_found_too(tmp_path: Path) -> None:
+    environ = store_layout(tmp_path, package="Claude_0123456789abc")
+    path = config_path(system="win32", environ=environ, home=tmp_path / "home")
+    assert path.parent == tmp_path / "Local/Packages/Claude_0123456789abc/LocalCache/Roaming/Claude"
+
+
+def test_windows_without_the_store_package_uses_appdata_and_names_nothing_unread(
+    tmp_path: Path,
+) -> None:
+    environ = {"LOCALAPPDATA": str(tmp_path / "Local"), "APPDATA": str(tmp_path / "Roaming")}
+    (tmp_path / "Local" / "Packages" / "SomeOtherApp_123").mkdir(parents=True)
+    (tmp_path / "Roaming" / "Claude").mkdir(parents=True)
+    (tmp_path / "Roaming" / "Claude" / "claude_desktop_config.json").write_text("{}")
+    path = config_path(system="win32", environ=environ, home=tmp_path / "home")
+    assert path == tmp_path / "Roaming" / "Claude" / "claude_desktop_config.json"
+    assert claude_config.unread_config_paths("win32", environ, tmp_path / "home") == []
+
+
+def test_beside_the_store_build_the_classic_file_is_named_unread(tmp_path: Path) -> None:
+    environ = store_layout(tmp_path)
+    classic = tmp_path / "Roaming" / "Claude" / "claude_desktop_config.json"
+    assert claude_config.unread_config_paths("win32", environ, tmp_path) == []
+    classic.parent.mkdir(parents=True)
+    classic.write_text("{}")
+    assert claude_config.unread_config_paths("win32", environ, tmp_path) == [classic]
+    # Elsewhere, or with an explicit override, nothing is "unread".
+    assert claude_config.unread_config_paths("linux", environ, tmp_path) == []
+    override = {**environ, "SUMPPUMP_CLAUDE_CONFIG": str(tmp_path / "x.json")}
+    assert claude_config.unread_config_paths("win32", override, tmp_path) == []
+
+
+def test_install_into_the_store_layout_writes_the_file_that_build_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("SUMPPUMP_"):
+            monkeypatch.delenv(name)
+    environ = store_layout(tmp_path)
+    classic = tmp_path / "Roaming" / "Claude" / "claude_desktop_config.json"
+    classic.parent.mkdir(parents=True)
+    classic.write_text(json.dumps({"mcpServers": {"sumppump": {"command": "old"}}}))
+    path = config_path("win32", environ, tmp_path)
+    unread = claude_config.unread_config_paths("win32", environ, tmp_path)
+    assert claude_config.main(dry_run=False, path=path, unread=unread) == 0
+    assert path == tmp_path / "Local" / STORE
+    assert read_config(path) == {"mcpServers": {"sumppump": server_entry()}}
+    out = " ".join(capsys.readouterr().out.split())
+    assert "is not read by the Microsoft Store build" in out
+    assert json.loads(classic.read_text()) == {"mcpServers": {"sumppump": {"command": "old"}}}
+
+
 # ---------------------------------------------------------------------- what the entry says
 
 

@@ -119,7 +119,8 @@ async def test_live_account_is_a_loud_warning_but_not_a_failure(sim: SimTWS) -> 
 async def test_closed_port_fails_with_the_tws_fix_and_skips_what_needs_tws() -> None:
     port = closed_port()
     install_claude_for(port)
-    results = by_name(await run_checks(Settings(tws_port=port)))
+    # No fallback ports: a simulator someone runs on 7497 must not change this test.
+    results = by_name(await run_checks(Settings(tws_port=port), fallback_ports=()))
     assert results["TWS port"].status == "FAIL"
     assert f"127.0.0.1:{port}" in results["TWS port"].detail
     assert "Enable ActiveX and Socket Clients" in results["TWS port"].fix
@@ -238,6 +239,58 @@ async def test_a_port_that_never_completes_the_handshake_fails_in_time() -> None
     assert results["Options permission"].status == "SKIP"
 
 
+@pytest.mark.anyio
+async def test_closed_port_with_tws_on_a_standard_port_names_it_and_what_to_set() -> None:
+    configured, other_closed = closed_port(), closed_port()
+    async with SimTWS(seed=1, paper=True) as sim:
+        install_claude_for(configured)
+        with strict_ib_async_decoding(), anyio.fail_after(20):
+            results = by_name(
+                await run_checks(
+                    Settings(tws_port=configured),
+                    today=sim.clock.now().date(),
+                    fallback_ports=(other_closed, sim.port),
+                )
+            )
+    port = results["TWS port"]
+    # Still a failure: the server would not connect until the setting changes.
+    assert port.status == "FAIL"
+    assert f"nothing accepts connections at 127.0.0.1:{configured}" in port.detail
+    assert f"but 127.0.0.1:{sim.port} does" in port.detail
+    assert f"SUMPPUMP_TWS_PORT={sim.port}" in port.fix
+    # The TWS checks ran against the port that answered.
+    assert results["API handshake"].status == "PASS"
+    assert results["Account"].status == "PASS"
+    assert results["Options permission"].status == "PASS"
+
+
+@pytest.mark.anyio
+async def test_standard_ports_are_labelled_and_every_answering_one_is_named() -> None:
+    with socket.socket() as a, socket.socket() as b:
+        for s in (a, b):
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+        first, second = a.getsockname()[1], b.getsockname()[1]
+        configured = closed_port()
+        with anyio.fail_after(10):
+            checked = await doctor.ports.check_port("127.0.0.1", configured, (first, second))
+    assert checked.port == first
+    assert f"also open: {second}" in checked.result.detail
+    labels = doctor.STANDARD_PORTS
+    assert list(labels) == [7497, 7496, 4002, 4001]
+    assert labels[4002] == "IB Gateway paper"
+
+
+@pytest.mark.anyio
+async def test_no_port_answering_says_which_standard_ports_were_tried() -> None:
+    configured, a, b = closed_port(), closed_port(), closed_port()
+    with anyio.fail_after(10):
+        checked = await doctor.ports.check_port("127.0.0.1", configured, (a, configured, b))
+    assert checked.port is None
+    assert checked.result.status == "FAIL"
+    assert f"nor at the other standard ports ({a}, {b})" in checked.result.detail
+
+
 # ---------------------------------------------------------------------- Claude Desktop
 
 
@@ -302,6 +355,26 @@ def test_claude_check_warns_when_claude_uses_another_tws_port(claude_installed: 
     assert result.status == "WARN"
     assert "tws port 7496 (doctor checked 7497)" in result.detail
     assert doctor.check_claude_desktop(Settings(tws_port=7496)).status == "PASS"
+
+
+def test_claude_check_reads_the_store_builds_file_and_names_the_unread_one(
+    tmp_path: Path,
+) -> None:
+    local = tmp_path / "Local"
+    (local / "Packages" / "Claude_pzs8sxrjxfjjc").mkdir(parents=True)
+    environ = {"LOCALAPPDATA": str(local), "APPDATA": str(tmp_path / "Roaming")}
+    path = claude_config.config_path("win32", environ, tmp_path)
+    classic = tmp_path / "Roaming" / "Claude" / "claude_desktop_config.json"
+    classic.parent.mkdir(parents=True)
+    classic.write_text(json.dumps({"mcpServers": {"sumppump": claude_config.server_entry()}}))
+    unread = claude_config.unread_config_paths("win32", environ, tmp_path)
+    result = doctor.check_claude_desktop(Settings(), path=path, unread=unread)
+    assert result.status == "WARN"
+    assert str(path) in result.detail
+    assert f"{classic} has a 'sumppump' entry" in result.detail
+    assert "Microsoft Store build" in result.detail
+    claude_config.write_config(claude_config.plan_install(path, claude_config.server_entry()))
+    assert doctor.check_claude_desktop(Settings(), path=path, unread=unread).status == "PASS"
 
 
 # ---------------------------------------------------------------------- the command
