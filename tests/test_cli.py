@@ -160,15 +160,17 @@ async def test_serve_connects_to_the_tws_port_given_by_tws_port(tmp_path: Path) 
         with anyio.fail_after(60):
             async with Client(transport) as client:
                 connection: dict[str, object] = {}
+                status: dict[str, object] = {}
                 for _ in range(100):  # the connection actor connects in the background
                     result = await client.call_tool("get_status", {})
-                    connection = (result.structured_content or {}).get("connection") or {}
+                    status = result.structured_content or {}
+                    connection = status.get("connection") or {}  # type: ignore[assignment]
                     if connection.get("state") == "connected":
                         break
                     await anyio.sleep(0.1)
     assert connection.get("state") == "connected", connection
     assert connection.get("port") == sim.port
-    assert connection.get("accounts") == ["DU1234567"]
+    assert status.get("accounts") == ["DU1234567"]
 
 
 @pytest.fixture
