@@ -63,8 +63,24 @@ SCENARIOS: dict[str, tuple[str, Callable[[SimTWS], None]]] = {
         lambda sim: sim.entitlement(live=False, delayed=True),
     ),
     "no_market_data": (
-        "neither live nor delayed data: 354 / 10168",
+        "neither live nor delayed data: 354 for live, 10168 for delayed",
         lambda sim: sim.entitlement(live=False, delayed=False),
+    ),
+    "api_subscription_missing": (
+        "a live subscription TWS shows but not for the API: 10089",
+        lambda sim: sim.entitlement(api_subscription=False),
+    ),
+    "competing_session": (
+        "another live login holds the market data: 10197, nothing arrives",
+        lambda sim: sim.entitlement(competing_session=True),
+    ),
+    "partial_subscription": (
+        "part of the data not subscribed: advisory 10090, the rest keeps streaming",
+        lambda sim: sim.entitlement(advisory=10090),
+    ),
+    "partial_api_subscription": (
+        "part of the data needs an API subscription: advisory 10091, the rest keeps streaming",
+        lambda sim: sim.entitlement(advisory=10091),
     ),
     "after_hours": ("clock at 18:00 New York: orders rest until the next open", _after_hours),
     "level1": ("options permission level 1 (covered calls only)", _level(1)),
