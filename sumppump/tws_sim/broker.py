@@ -220,6 +220,8 @@ class BrokerListener(Protocol):
 
     def order_error(self, order: SimOrder, code: int, text: str) -> None: ...
 
+    def positions_changed(self, account_id: str, instruments: list[Instrument]) -> None: ...
+
 
 UNSUPPORTED_ORDER_TYPE = "Unsupported order type for this exchange and security type."
 """IB's text for 387 (IB message codes; received live in QuantConnect/Lean#7720)."""
@@ -320,6 +322,8 @@ class Broker:
         self.persistent_rejection: tuple[int, str] | None = None
         self.split_fills = 1
         self.default_fill_delay = 0.0
+        self.lapse_instructions: dict[tuple[str, int], int] = {}
+        """(account, option conId) -> contracts instructed not to exercise at expiry."""
         self.combo_last: dict[tuple[tuple[int, int, str], ...], float] = {}
         """Last traded net price of each combo shape (sorted conId, ratio, action)."""
 
@@ -633,6 +637,11 @@ class Broker:
         commission = self._estimate_commission(inst, legs, req.total_quantity)
         ewl_b = values["EquityWithLoanValue"]
         ewl_a = ewl_b - commission
+        if not is_regular_session(self.clock.now()):
+            # A preview outside regular hours can carry valid margins with the commission
+            # unset, 1.7976931348623157E308 on the wire (erdewit/ib_insync#380;
+            # notes/ib-behaviour.md §d).
+            commission = UNSET_DOUBLE
         return OrderStateView(
             status="PreSubmitted",
             init_margin_before=round(init_b, 2),
@@ -1004,7 +1013,13 @@ class Broker:
 
     def step(self) -> None:
         """Advance every working order once: release held orders at the open, trigger stops and
-        fill what is marketable (at most one scripted slice per order per step)."""
+        fill what is marketable (at most one scripted slice per order per step), and settle
+        expired options (see :mod:`.expiry`)."""
+        from .expiry import settle_expired, unique
+
+        for account_id, instruments in settle_expired(self, self.clock.now()).items():
+            if self.listener and instruments:
+                self.listener.positions_changed(account_id, unique(instruments))
         for order in list(self.orders.values()):
             if not order.is_active:
                 continue

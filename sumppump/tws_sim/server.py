@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -26,6 +27,7 @@ from . import protocol as p
 from .broker import AccountSpec, Broker, Execution, OrderRejected, SimOrder
 from .catalog import MARKET_RULES, Catalog, Instrument, OptionContract, Underlying
 from .clock import NEW_YORK, SimClock
+from .expiry import ExerciseRefused, dividend_tick, exercise
 from .faults import ERROR_TEXTS, Entitlement
 from .limits import HistoricalPacer, LineLimiter, MessageRateLimiter, SimStats
 from .market import BarRequestError, Greeks, MarketModel
@@ -50,6 +52,7 @@ REQUEST_NAMES: dict[int, str] = {
     16: "reqAllOpenOrders",
     17: "reqManagedAccts",
     20: "reqHistoricalData",
+    21: "exerciseOptions",
     25: "cancelHistoricalData",
     49: "reqCurrentTime",
     54: "calculateImpliedVolatility",
@@ -213,6 +216,9 @@ class SimTWS:
         self.requests: list[RecordedRequest] = []
         self.handshakes: list[str] = []
         self.handshake_refusals: list[str] = []
+        self._unanswered_what_ifs = 0
+        self.exercise_requests: list[tuple[str, int, int, int]] = []
+        """Accepted exerciseOptions: (account, option conId, 1 exercise / 2 lapse, quantity)."""
         self._response_delays: dict[
             str, float
         ] = {}  # client version ranges offered, e.g. "v157..178"
@@ -507,6 +513,9 @@ class SimTWS:
         changed = [ex.instrument for ex in executions if ex.instrument is not None]
         self._push_account_changes(order.account, changed)
 
+    def positions_changed(self, account_id: str, instruments: list[Instrument]) -> None:
+        self._push_account_changes(account_id, instruments)
+
     def _push_account_changes(self, account_id: str, instruments: list[Instrument]) -> None:
         acct = self.broker.accounts[account_id]
         for conn in list(self._conns.values()):
@@ -736,6 +745,11 @@ class SimTWS:
                 out.append((("size", 21), q.avg_volume))
             if "236" in gen:
                 out.append((("generic", 46), 3.0))
+            if "456" in gen:
+                # IB Dividends: generic tick 456 -> tick string 59 (notes/ib-behaviour.md §f).
+                out.append(
+                    (("string", 59), dividend_tick(inst.symbol, when.astimezone(NEW_YORK).date()))
+                )
             return out
         oq = self.market.option_quote(inst, when)
         out += [
@@ -773,6 +787,13 @@ class SimTWS:
         try:
             if req.what_if:
                 state = self.broker.what_if(req)
+                if self._unanswered_what_ifs > 0:
+                    # TWS can first send an openOrder holding only warningText and unset
+                    # values (erdewit/ib_insync#380): ib_async keeps waiting for a real one.
+                    self._unanswered_what_ifs -= 1
+                    state = p.OrderStateView(
+                        status="PreSubmitted", warning_text="Preview not available yet"
+                    )
                 contract, _inst, _legs = self.broker._resolve(req)
                 view = p.OpenOrderView(
                     order_id=req.order_id,
@@ -801,6 +822,45 @@ class SimTWS:
             return
         if self.link_up:
             self.broker.step()
+
+    def _on_exerciseOptions(self, conn: _Connection, r: FieldReader) -> None:
+        """exerciseOptions (message 21, version 2 as ib_async 2.1.0 sends it at v178: no
+        manualOrderTime): reqId, the contract without primaryExchange, action, quantity,
+        account, override. Refusals answer error 321 on the request id; a done exercise
+        shows as position and account changes (see :mod:`.expiry`)."""
+        r.integer()  # version
+        req_id = r.integer()
+        wc = WireContract(
+            con_id=r.integer(),
+            symbol=r.text(),
+            sec_type=r.text(),
+            last_trade_date=r.text(),
+            strike=r.double() or 0.0,
+            right=r.text(),
+            multiplier=r.text(),
+            exchange=r.text(),
+            currency=r.text(),
+            local_symbol=r.text(),
+            trading_class=r.text(),
+        )
+        action = r.integer()
+        quantity = r.integer()
+        account = r.text()
+        r.integer()  # override: ignored, the simulator has no exercise limits to override
+        inst = self._instrument(dataclasses.replace(wc, exchange=""))
+        if not isinstance(inst, OptionContract):
+            conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
+            return
+        try:
+            changed = exercise(
+                self.broker, account, inst, wc.exchange, action, quantity, self.clock.now()
+            )
+        except ExerciseRefused as exc:
+            conn.send(p.error(req_id, exc.code, exc.text))
+            return
+        self.exercise_requests.append((account, inst.con_id, action, quantity))
+        if changed:
+            self._push_account_changes(account, changed)
 
     def _on_cancelOrder(self, conn: _Connection, r: FieldReader) -> None:
         r.integer()
@@ -1268,6 +1328,12 @@ class SimTWS:
             text if text is not None else ERROR_TEXTS.get(code, "Order rejected - reason:"),
             advanced_json,
         )
+
+    def what_if_unanswered(self, count: int = 1) -> None:
+        """The next ``count`` what-ifs get only a warning-only openOrder with every value
+        unset (what TWS sends before a real preview, or instead of one): ib_async 2.1.0's
+        ``whatIfOrderAsync`` then waits forever."""
+        self._unanswered_what_ifs += count
 
     def partial_fill_next_order(self, quantities: list[float]) -> None:
         """The next order fills in these slices, one per step (the rest keeps working)."""
