@@ -217,6 +217,10 @@ class SimTWS:
         self.handshakes: list[str] = []
         self.handshake_refusals: list[str] = []
         self._unanswered_what_ifs = 0
+        self.resend_after_refused_modification = True
+        """After refusing a modification, resend the live order's openOrder + orderStatus.
+        Whether real TWS does is unverified (notes/ib-behaviour.md §e, "to check on paper");
+        tests turn it off to prove a client re-reads the order itself."""
         self.exercise_requests: list[tuple[str, int, int, int]] = []
         """Accepted exerciseOptions: (account, option conId, 1 exercise / 2 lapse, quantity)."""
         self._response_delays: dict[
@@ -815,7 +819,12 @@ class SimTWS:
         except OrderRejected as exc:
             conn.send(p.error(req.order_id, exc.code, exc.text, exc.advanced_json))
             live = self.broker.orders.get((conn.client_id, req.order_id))
-            if not req.what_if and live is not None and live.is_active:
+            if (
+                self.resend_after_refused_modification
+                and not req.what_if
+                and live is not None
+                and live.is_active
+            ):
                 # A refused modification leaves the order working as it was; say so, since
                 # ib_async marks the trade ValidationError or Cancelled on the error alone.
                 self._send_order(conn, live)

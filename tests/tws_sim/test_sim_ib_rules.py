@@ -125,17 +125,16 @@ async def test_deprecated_order_attributes_are_refused(
 
 
 async def test_oca_members_of_different_accounts_are_refused_with_10224(connect_ib) -> None:  # type: ignore[no-untyped-def]
-    async with SimTWS(
-        seed=0, accounts=[AccountSpec("U1111111"), AccountSpec("U2222222")]
-    ) as sim:
+    async with SimTWS(seed=0, accounts=[AccountSpec("U1111111"), AccountSpec("U2222222")]) as sim:
         ib = IB()
         connect_ib.clients.append(ib)
         await ib.connectAsync("127.0.0.1", sim.port, clientId=5, timeout=2)
         stock, bid, _ask, last = await aapl(ib)
         first = ib.placeOrder(
             stock,
-            StopOrder("SELL", 100, round(last - 20, 2), ocaGroup="G1", ocaType=1,
-                      account="U1111111"),
+            StopOrder(
+                "SELL", 100, round(last - 20, 2), ocaGroup="G1", ocaType=1, account="U1111111"
+            ),
         )
         await wait_for_status(first, "Submitted")
         codes = error_codes(ib)
@@ -249,11 +248,17 @@ async def _codes_and_ticker(ib: IB, symbol: str = "MSFT") -> tuple[list[int], ob
 
 @pytest.mark.parametrize(
     ("scenario", "code"),
-    [("delayed_only", 354), ("no_market_data", 354), ("api_subscription_missing", 10089),
-     ("competing_session", 10197)],
+    [
+        ("delayed_only", 354),
+        ("no_market_data", 354),
+        ("api_subscription_missing", 10089),
+        ("competing_session", 10197),
+    ],
 )
 async def test_no_subscription_scenarios_answer_ib_codes_and_no_data(
-    connect_ib, scenario: str, code: int  # type: ignore[no-untyped-def]
+    connect_ib,
+    scenario: str,
+    code: int,  # type: ignore[no-untyped-def]
 ) -> None:
     async with SimTWS(seed=0, scenario=scenario) as sim:
         ib = IB()
@@ -286,7 +291,9 @@ async def test_competing_session_text_is_ibs(connect_ib) -> None:  # type: ignor
     ("scenario", "code"), [("partial_subscription", 10090), ("partial_api_subscription", 10091)]
 )
 async def test_advisories_come_with_data_that_keeps_streaming(
-    connect_ib, scenario: str, code: int  # type: ignore[no-untyped-def]
+    connect_ib,
+    scenario: str,
+    code: int,  # type: ignore[no-untyped-def]
 ) -> None:
     async with SimTWS(seed=0, scenario=scenario) as sim:
         ib = IB()
@@ -323,4 +330,3 @@ async def test_live_entitlement_ignores_a_delayed_request(sim: SimTWS, ib: IB) -
     ib.reqMarketDataType(3)
     codes, ticker = await _codes_and_ticker(ib)
     assert codes == [] and ticker.marketDataType == 1  # type: ignore[attr-defined]
-
