@@ -540,8 +540,8 @@ async def test_unset_what_if_values_are_not_given() -> None:
 
 
 async def test_a_finished_oca_group_name_is_never_sent_again(sim: SimTWS, h: BrokerHarness) -> None:
-    from sumppump.actors.order_desk import LOCAL_REFUSAL
     from sumppump.actors.order_building import new_oca_group
+    from sumppump.actors.order_desk import LOCAL_REFUSAL
 
     [(call, quote)] = await options(h, [225.0])
     low = round(quote.bid / 2, 2)  # type: ignore[operator]
@@ -648,9 +648,13 @@ async def test_exercise_refusals_local_and_ibs(expiry_h: tuple[SimTWS, BrokerHar
     con_id, _strike = _long_itm_call(sim)
 
     def ask(**kw: object) -> ExerciseOption:
-        base: dict[str, object] = dict(
-            con_id=con_id, symbol="AAPL", account=ACCOUNT, quantity=1, action="exercise"
-        )
+        base: dict[str, object] = {
+            "con_id": con_id,
+            "symbol": "AAPL",
+            "account": ACCOUNT,
+            "quantity": 1,
+            "action": "exercise",
+        }
         return ExerciseOption(**{**base, **kw})  # type: ignore[arg-type]
 
     smart = await h.connection.call(ask(exchange="SMART"), timeout=5)
