@@ -22,9 +22,16 @@ OCA groups (``ocaGroup`` + ``ocaType``, per account) follow IB: when an order of
 a quantity q, ocaType 1 (or 0, unset) cancels every other working order of the group; ocaType 2
 and 3 reduce every other working order's total quantity by q (combo units for a BAG) and cancel
 one left at or below its filled quantity. Cancellation and reduction are reported as openOrder +
-orderStatus only (no error 202), in the same step as the fill. An order joining a group that has
-already executed (an order of it filled completely and none is still working) is cancelled at
-once; a group whose orders were only cancelled, or that still has working orders, can be joined.
+orderStatus only (no error 202), in the same step as the fill. A group name is single-use, as
+IB documents: an order joining a group none of whose orders is still working (filled, cancelled
+or rejected) is cancelled at once; a group with a working order can be joined. Members of one
+group in different accounts are refused with 10224.
+
+IB's order rules (notes/ib-behaviour.md §a; each cites its source where it is enforced): STP LMT
+on a BAG is refused with 387; ``eTradeOnly`` / ``firmQuoteOnly`` with 10268 / 10269; stops
+trigger by IB's ``triggerMethod`` (default: bid/ask for options, last for stocks, "Last" for
+combos, whose last only a fill of the same combo prints). Expired options settle after 17:30
+New York on their expiry day (:mod:`.expiry`).
 
 A placeOrder reusing a live order's id modifies it (price, stop price, quantity, type, TIF,
 transmit, OCA group) and keeps the order id and permId; see :meth:`Broker._modify` for the
