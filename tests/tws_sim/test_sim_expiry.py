@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
-from ib_async import IB, Option, Stock
+from ib_async import IB, Contract, Option, Stock
 
 from sumppump.tws_sim import SimTWS
 from sumppump.tws_sim.clock import NEW_YORK
@@ -67,6 +67,13 @@ def strikes(sim: SimTWS) -> tuple[float, float, float]:
     return long_call, short_call, put
 
 
+async def exercisable_call(ib: IB, strike: float) -> Contract:
+    """The scenario's AAPL call at ``strike`` on a listing exchange (IB refuses SMART)."""
+    [call] = await ib.qualifyContractsAsync(Option("AAPL", EXPIRY, strike, "C", "SMART"))
+    call.exchange = "CBOE"
+    return call
+
+
 # --- dividends -----------------------------------------------------------------------------------
 
 
@@ -95,8 +102,7 @@ async def test_exercising_a_long_call_delivers_shares_and_debits_cash(
 ) -> None:
     sim = expiry_sim
     long_k, _short_k, _put_k = strikes(sim)
-    [call] = await eib.qualifyContractsAsync(Option("AAPL", EXPIRY, long_k, "C", "SMART"))
-    call.exchange = "CBOE"  # IB: the exercise contract's exchange must not be SMART
+    call = await exercisable_call(eib, long_k)
     cash_before, shares_before = cash(sim), shares(sim)
     eib.exerciseOptions(call, 1, 1, "U1234567", 0)
     await wait_until(lambda: positions(eib).get(call.conId, (0.0, 0.0))[0] == 1.0)
@@ -124,8 +130,7 @@ async def test_exercise_through_smart_or_beyond_the_position_is_refused(
 async def test_exercise_after_the_cut_off_is_refused(expiry_sim: SimTWS, eib: IB) -> None:
     sim = expiry_sim
     long_k, _short_k, _put_k = strikes(sim)
-    [call] = await eib.qualifyContractsAsync(Option("AAPL", EXPIRY, long_k, "C", "SMART"))
-    call.exchange = "CBOE"
+    call = await exercisable_call(eib, long_k)
     sim.clock.set(dt.datetime.combine(EXPIRY_DAY, dt.time(17, 26), NEW_YORK))
     texts: list[str] = []
     eib.errorEvent += lambda req_id, code, text, contract: texts.append(text)
@@ -159,8 +164,7 @@ async def test_a_lapse_instruction_keeps_an_itm_call_from_being_exercised(
 ) -> None:
     sim = expiry_sim
     long_k, short_k, _put_k = strikes(sim)
-    [call] = await eib.qualifyContractsAsync(Option("AAPL", EXPIRY, long_k, "C", "SMART"))
-    call.exchange = "CBOE"
+    call = await exercisable_call(eib, long_k)
     eib.exerciseOptions(call, 2, 2, "U1234567", 0)  # do not exercise either contract
     await wait_until(lambda: bool(sim.exercise_requests))
     assert held(sim)[("C", long_k)] == 2.0  # nothing moves before expiry

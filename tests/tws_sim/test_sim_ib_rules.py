@@ -6,14 +6,17 @@ rule in ``sumppump/tws_sim``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import struct
+from collections.abc import AsyncIterator
 
 import pytest
 from ib_async import IB, LimitOrder, Stock, StopLimitOrder, StopOrder
 from ib_async.wrapper import RequestError
 
 from sumppump.tws_sim import AccountSpec, SimTWS
+from tests.tws_sim.conftest import Connector
 from tests.tws_sim.test_sim_oca import (
     aapl,
     combo,
@@ -212,10 +215,7 @@ async def test_us_stock_sizes_and_volume_arrive_in_shares(ib: IB) -> None:
 
 async def test_what_if_outside_regular_hours_leaves_commission_unset(connect_ib) -> None:  # type: ignore[no-untyped-def]
     # ib_insync#380: a paper preview outside RTH carried commission 1.7976931348623157E308.
-    async with SimTWS(seed=0, scenario="after_hours") as sim:
-        ib = IB()
-        connect_ib.clients.append(ib)
-        await ib.connectAsync("127.0.0.1", sim.port, clientId=6, timeout=2)
+    async with scenario_client(connect_ib, "after_hours", 6) as (_sim, ib):
         [stock] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
         state = await ib.whatIfOrderAsync(stock, LimitOrder("BUY", 10, 100.0))
         assert float(state.initMarginChange) > 0
@@ -235,6 +235,19 @@ async def test_what_if_can_go_unanswered_like_a_warning_only_preview(sim: SimTWS
 
 
 # --- market data (§g) --------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def scenario_client(
+    connect_ib: Connector, scenario: str, client_id: int
+) -> AsyncIterator[tuple[SimTWS, IB]]:
+    """A simulator in ``scenario`` and a real ib_async client connected to it."""
+    async with SimTWS(seed=0, scenario=scenario) as sim:
+        ib = IB()
+        ib.RaiseRequestErrors = True
+        connect_ib.clients.append(ib)
+        await ib.connectAsync("127.0.0.1", sim.port, clientId=client_id, timeout=2)
+        yield sim, ib
 
 
 async def _codes_and_ticker(ib: IB, symbol: str = "MSFT") -> tuple[list[int], object]:
@@ -260,10 +273,7 @@ async def test_no_subscription_scenarios_answer_ib_codes_and_no_data(
     scenario: str,
     code: int,  # type: ignore[no-untyped-def]
 ) -> None:
-    async with SimTWS(seed=0, scenario=scenario) as sim:
-        ib = IB()
-        connect_ib.clients.append(ib)
-        await ib.connectAsync("127.0.0.1", sim.port, clientId=7, timeout=2)
+    async with scenario_client(connect_ib, scenario, 7) as (_sim, ib):
         codes, ticker = await _codes_and_ticker(ib)
         assert codes == [code]
         assert math.isnan(ticker.bid) and math.isnan(ticker.last)  # type: ignore[attr-defined]
@@ -274,11 +284,7 @@ async def test_no_subscription_scenarios_answer_ib_codes_and_no_data(
 
 
 async def test_competing_session_text_is_ibs(connect_ib) -> None:  # type: ignore[no-untyped-def]
-    async with SimTWS(seed=0, scenario="competing_session") as sim:
-        ib = IB()
-        connect_ib.clients.append(ib)
-        ib.RaiseRequestErrors = True
-        await ib.connectAsync("127.0.0.1", sim.port, clientId=8, timeout=2)
+    async with scenario_client(connect_ib, "competing_session", 8) as (_sim, ib):
         texts: list[str] = []
         ib.errorEvent += lambda req_id, code, text, contract: texts.append(text)
         [stock] = await ib.qualifyContractsAsync(Stock("MSFT", "SMART", "USD"))
@@ -295,10 +301,7 @@ async def test_advisories_come_with_data_that_keeps_streaming(
     scenario: str,
     code: int,  # type: ignore[no-untyped-def]
 ) -> None:
-    async with SimTWS(seed=0, scenario=scenario) as sim:
-        ib = IB()
-        connect_ib.clients.append(ib)
-        await ib.connectAsync("127.0.0.1", sim.port, clientId=9, timeout=2)
+    async with scenario_client(connect_ib, scenario, 9) as (sim, ib):
         codes, ticker = await _codes_and_ticker(ib)
         assert codes == [code]
         first = ticker.last  # type: ignore[attr-defined]
@@ -309,10 +312,7 @@ async def test_advisories_come_with_data_that_keeps_streaming(
 
 
 async def test_delayed_scenario_streams_delayed_ticks_after_10167(connect_ib) -> None:  # type: ignore[no-untyped-def]
-    async with SimTWS(seed=0, scenario="delayed_only") as sim:
-        ib = IB()
-        connect_ib.clients.append(ib)
-        await ib.connectAsync("127.0.0.1", sim.port, clientId=10, timeout=2)
+    async with scenario_client(connect_ib, "delayed_only", 10) as (sim, ib):
         for md_type in (3, 4):
             ib.reqMarketDataType(md_type)
             codes, ticker = await _codes_and_ticker(ib, "AMZN" if md_type == 3 else "NVDA")
