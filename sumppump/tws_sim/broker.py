@@ -329,6 +329,8 @@ class Broker:
         self.persistent_rejection: tuple[int, str] | None = None
         self.split_fills = 1
         self.default_fill_delay = 0.0
+        self.unset_commission_outside_rth = False
+        """What-ifs outside regular hours leave the commission unset (ib_insync#380)."""
         self.lapse_instructions: dict[tuple[str, int], int] = {}
         """(account, option conId) -> contracts instructed not to exercise at expiry."""
         self.combo_last: dict[tuple[tuple[int, int, str], ...], float] = {}
@@ -644,10 +646,10 @@ class Broker:
         commission = self._estimate_commission(inst, legs, req.total_quantity)
         ewl_b = values["EquityWithLoanValue"]
         ewl_a = ewl_b - commission
-        if not is_regular_session(self.clock.now()):
+        if self.unset_commission_outside_rth and not is_regular_session(self.clock.now()):
             # A preview outside regular hours can carry valid margins with the commission
-            # unset, 1.7976931348623157E308 on the wire (erdewit/ib_insync#380;
-            # notes/ib-behaviour.md §d).
+            # unset, 1.7976931348623157E308 on the wire (seen on paper: erdewit/ib_insync#380;
+            # notes/ib-behaviour.md §d). Not always, so it is a switch.
             commission = UNSET_DOUBLE
         return OrderStateView(
             status="PreSubmitted",

@@ -519,6 +519,7 @@ async def test_unset_what_if_values_are_not_given() -> None:
     # Outside regular hours IB's preview can carry valid margins with an unset commission
     # (1.7976931348623157E308, ib_insync#380): it must read as "not given", never a number.
     async with SimTWS(seed=7, scenario="after_hours") as sim:
+        sim.broker.unset_commission_outside_rth = True
         with no_decoder_errors():
             async with connection_harness(sim.port) as h:
                 await h.wait_for(lambda e: isinstance(e, ConnectionUp))

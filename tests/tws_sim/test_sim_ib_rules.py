@@ -215,7 +215,8 @@ async def test_us_stock_sizes_and_volume_arrive_in_shares(ib: IB) -> None:
 
 async def test_what_if_outside_regular_hours_leaves_commission_unset(connect_ib) -> None:  # type: ignore[no-untyped-def]
     # ib_insync#380: a paper preview outside RTH carried commission 1.7976931348623157E308.
-    async with scenario_client(connect_ib, "after_hours", 6) as (_sim, ib):
+    async with scenario_client(connect_ib, "after_hours", 6) as (sim, ib):
+        sim.broker.unset_commission_outside_rth = True
         [stock] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
         state = await ib.whatIfOrderAsync(stock, LimitOrder("BUY", 10, 100.0))
         assert float(state.initMarginChange) > 0
