@@ -2,13 +2,23 @@
 
 The connection actor creates a desk when it installs a new ``IB`` and hands it every
 :data:`~sumppump.messages.orders.OrdersRequest`. The desk converts :class:`OrderSpec` into
-ib_async objects here, at the edge, and answers with msgspec replies only:
+ib_async objects at the edge (:mod:`sumppump.actors.order_building`) and answers with msgspec
+replies only:
 
 * one leg → that contract by ``conId`` (exchange SMART) with a ``LimitOrder`` / ``StopOrder`` /
   ``StopLimitOrder`` / ``MarketOrder``; action = the leg's, quantity = ``quantity × ratio``;
 * several legs → one BAG contract (secType BAG, currency USD, exchange SMART, one ``ComboLeg`` per
   leg with conId/ratio/action/exchange), action BUY, ``lmtPrice`` the net per unit (positive =
   debit). Never the ``NonGuaranteed`` smart-combo tag: a combo is filled whole or not at all.
+  A combo stop carries ``triggerMethod`` 4 (bid/ask): IB defaults combo stops to "Last".
+
+IB's rules the desk applies (notes/ib-behaviour.md): a what-if waits at most
+:data:`WHAT_IF_WAIT` (ib_async's never times out) and answers :class:`WhatIfUnanswered`; unset
+values (1.7976931348623157E308) read as None; after IB refuses a modification the order is
+re-read from TWS before answering, because ib_async marks a live order Cancelled on most such
+errors; an OCA group name that has finished, or whose working orders are in another account, is
+refused before sending. :class:`ExerciseOption` goes to
+:func:`sumppump.actors.option_exercise.exercise_option`.
 
 Every order carries ``orderRef = spec.order_ref``. An order reference the desk has already seen
 (placed by us in this process, or present in ib_async's trades, which include the open and
