@@ -2,13 +2,23 @@
 
 The connection actor creates a desk when it installs a new ``IB`` and hands it every
 :data:`~sumppump.messages.orders.OrdersRequest`. The desk converts :class:`OrderSpec` into
-ib_async objects here, at the edge, and answers with msgspec replies only:
+ib_async objects at the edge (:mod:`sumppump.actors.order_building`) and answers with msgspec
+replies only:
 
 * one leg → that contract by ``conId`` (exchange SMART) with a ``LimitOrder`` / ``StopOrder`` /
   ``StopLimitOrder`` / ``MarketOrder``; action = the leg's, quantity = ``quantity × ratio``;
 * several legs → one BAG contract (secType BAG, currency USD, exchange SMART, one ``ComboLeg`` per
   leg with conId/ratio/action/exchange), action BUY, ``lmtPrice`` the net per unit (positive =
   debit). Never the ``NonGuaranteed`` smart-combo tag: a combo is filled whole or not at all.
+  A combo stop carries ``triggerMethod`` 4 (bid/ask): IB defaults combo stops to "Last".
+
+IB's rules the desk applies (notes/ib-behaviour.md): a what-if waits at most
+:data:`WHAT_IF_WAIT` (ib_async's never times out) and answers :class:`WhatIfUnanswered`; unset
+values (1.7976931348623157E308) read as None; after IB refuses a modification the order is
+re-read from TWS before answering, because ib_async marks a live order Cancelled on most such
+errors; an OCA group name that has finished, or whose working orders are in another account, is
+refused before sending. :class:`ExerciseOption` goes to
+:func:`sumppump.actors.option_exercise.exercise_option`.
 
 Every order carries ``orderRef = spec.order_ref``. An order reference the desk has already seen
 (placed by us in this process, or present in ib_async's trades, which include the open and
@@ -34,28 +44,26 @@ from typing import Final, Literal, assert_never
 
 import anyio
 import msgspec
-from ib_async import (
-    IB,
-    ComboLeg,
-    Contract,
-    LimitOrder,
-    MarketOrder,
-    Order,
-    StopLimitOrder,
-    StopOrder,
-    Trade,
-)
+from ib_async import IB, Trade
 from ib_async.objects import CommissionReport, Fill
 from ib_async.wrapper import RequestError
 
 from sumppump.actors.ib_requests import FixedKeyRequests
 from sumppump.actors.ib_values import ib_number, ib_positive
+from sumppump.actors.option_exercise import exercise_option
+from sumppump.actors.order_building import (
+    COMBO_STOP_TRIGGER_METHOD,
+    build_contract,
+    build_order,
+    new_oca_group,
+)
 from sumppump.actors.runtime import remaining_budget
 from sumppump.messages.base import Event, Reply
 from sumppump.messages.orders import (
     CancelOrder,
     CancelRequested,
     CommissionReported,
+    ExerciseOption,
     FetchOrderBook,
     FillReported,
     ModifyOrder,
@@ -70,9 +78,17 @@ from sumppump.messages.orders import (
     PlaceOrder,
     WhatIf,
     WhatIfResult,
+    WhatIfUnanswered,
 )
 
-__all__ = ["LOCAL_REFUSAL", "OrderDesk", "build_contract", "build_order"]
+__all__ = [
+    "COMBO_STOP_TRIGGER_METHOD",
+    "LOCAL_REFUSAL",
+    "OrderDesk",
+    "build_contract",
+    "build_order",
+    "new_oca_group",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,88 +104,12 @@ REPLY_MARGIN: Final = 0.25
 DEFAULT_ACK_WAIT: Final = 15.0
 #: Longest wait for TWS to confirm a cancel before answering with the current status.
 CANCEL_WAIT: Final = 2.0
+#: Longest wait for a what-if: ib_async 2.1.0's ``whatIfOrderAsync`` has no timeout and never
+#: completes without a populated preview (notes/ib-behaviour.md §d suggests <= 10 s).
+WHAT_IF_WAIT: Final = 10.0
 
 SendBudget = Callable[[int], Awaitable[None]]
 Publish = Callable[[Event], None]
-
-
-# ---------------------------------------------------------------------- conversions at the edge
-
-
-def build_contract(spec: OrderSpec) -> Contract:
-    """The ib_async contract of ``spec``: the leg's contract by conId, or one BAG of all legs.
-
-    :raises ValueError: ``spec`` has no legs.
-    """
-    if not spec.legs:
-        raise ValueError("an order needs at least one leg")
-    if len(spec.legs) == 1:
-        leg = spec.legs[0]
-        return Contract(
-            conId=leg.con_id,
-            symbol=leg.symbol,
-            secType=leg.sec_type,
-            exchange=leg.exchange or "SMART",
-            currency="USD",
-        )
-    bag = Contract(secType="BAG", symbol=spec.symbol, exchange="SMART", currency="USD")
-    bag.comboLegs = [
-        ComboLeg(
-            conId=leg.con_id,
-            ratio=leg.ratio,
-            action=leg.action,
-            exchange=leg.exchange or "SMART",
-        )
-        for leg in spec.legs
-    ]
-    return bag
-
-
-def build_order(spec: OrderSpec, order_id: int) -> Order:
-    """The ib_async order of ``spec`` with our own ``order_id`` (never the NonGuaranteed tag).
-
-    :raises ValueError: a price the order type needs is missing.
-    """
-    if len(spec.legs) == 1:
-        action: str = spec.legs[0].action
-        quantity = float(spec.quantity * spec.legs[0].ratio)
-    else:
-        action = "BUY"  # the combo's direction lives in its legs; the price is the net
-        quantity = float(spec.quantity)
-    order: Order
-    match spec.order_type:
-        case "LMT":
-            order = LimitOrder(action, quantity, _required(spec.limit_price, "limit"))
-        case "STP":
-            order = StopOrder(action, quantity, _required(spec.stop_price, "stop"))
-        case "STP LMT":
-            order = StopLimitOrder(
-                action,
-                quantity,
-                _required(spec.limit_price, "limit"),
-                _required(spec.stop_price, "stop"),
-            )
-        case "MKT":
-            order = MarketOrder(action, quantity)
-        case _:
-            assert_never(spec.order_type)
-    order.orderId = order_id
-    order.orderRef = spec.order_ref
-    order.account = spec.account
-    order.tif = spec.tif
-    order.transmit = spec.transmit
-    order.ocaGroup = spec.oca_group
-    if spec.oca_group:
-        order.ocaType = spec.oca_type
-    order.outsideRth = spec.outside_rth
-    order.smartComboRoutingParams = []
-    return order
-
-
-def _required(value: float | None, what: str) -> float:
-    if value is None:
-        raise ValueError(f"the order type needs a {what} price")
-    return value
 
 
 def _last_error(trade: Trade, since: int = 0) -> tuple[int, str] | None:
@@ -338,6 +278,8 @@ class OrderDesk:
                 return await self._what_if(msg.spec)
             case FetchOrderBook():
                 return await self._order_book()
+            case ExerciseOption():
+                return await exercise_option(self.ib, msg, self._send_budget)
             case _:
                 assert_never(msg)
 
@@ -355,6 +297,9 @@ class OrderDesk:
                 code=LOCAL_REFUSAL,
                 message=f"order_ref {spec.order_ref} was already placed; it is never sent twice",
             )
+        oca_problem = self._oca_problem(spec)
+        if oca_problem:
+            return OrderRejected(order_ref=spec.order_ref, code=LOCAL_REFUSAL, message=oca_problem)
         try:
             contract = build_contract(spec)
             order = build_order(spec, 0)
@@ -377,6 +322,35 @@ class OrderDesk:
             log.warning("order %s (id %d) not acknowledged in time", spec.order_ref, order.orderId)
             return OrderUnacknowledged(order_ref=spec.order_ref, order_id=order.orderId)
         return outcome
+
+    def _oca_problem(self, spec: OrderSpec) -> str:
+        """Why IB would refuse ``spec``'s OCA group, or "": a group name already used by a
+        group that has finished (IB never accepts a name twice) or working members in
+        another account (IB's 10224). Both rules: notes/ib-behaviour.md §c."""
+        if not spec.oca_group:
+            return ""
+        members = [t for t in self.ib.trades() if t.order.ocaGroup == spec.oca_group]
+        working = [t for t in members if not t.isDone()]
+        if members and not working:
+            return (
+                f"OCA group {spec.oca_group} was already used and has finished; IB never "
+                "accepts a group name twice: use a new name"
+            )
+        accounts = {t.order.account for t in working if t.order.account}
+        if accounts - {spec.account}:
+            return (
+                f"OCA group {spec.oca_group} holds orders of account(s) "
+                f"{', '.join(sorted(accounts))}; IB requires every order of a group in the "
+                f"same account (error 10224), not {spec.account or 'none'}"
+            )
+        return ""
+
+    async def _refresh_open_orders(self) -> None:
+        """Re-read every open order from TWS: ib_async then updates its trades from TWS's
+        openOrder / orderStatus (prices, quantity, and a status it had wrongly set)."""
+        await self._send_budget(1)
+        async with self._serial("openOrders"):
+            await self.ib.reqAllOpenOrdersAsync()
 
     async def _modify(self, msg: ModifyOrder) -> Reply:
         spec = msg.spec
@@ -402,6 +376,9 @@ class OrderDesk:
                 f"not {spec.order_ref!r}",
             )
         if trade.isDone():
+            # ib_async may have marked a live order Cancelled on an earlier error: ask TWS.
+            await self._refresh_open_orders()
+        if trade.isDone():
             return OrderRejected(
                 order_ref=spec.order_ref,
                 code=LOCAL_REFUSAL,
@@ -420,7 +397,32 @@ class OrderDesk:
         outcome = await self._await_ack(trade, since=since + 1, modify=True)
         if outcome is None:
             return OrderUnacknowledged(order_ref=spec.order_ref, order_id=msg.order_id)
+        if isinstance(outcome, OrderRejected):
+            return await self._refused_modification(trade, outcome)
         return outcome
+
+    async def _refused_modification(self, trade: Trade, refused: OrderRejected) -> Reply:
+        """IB refused a modification. ib_async 2.1.0 marks the trade Cancelled on any such
+        error but 105 and 321 (ib_insync#502, ib_async#191/#217; notes/ib-behaviour.md §e)
+        although IB refused only the change: re-read the order from TWS before answering,
+        so a live order never looks cancelled. The refusal says what TWS shows now."""
+        try:
+            with anyio.fail_after(max(0.05, remaining_budget(CANCEL_WAIT) - REPLY_MARGIN)):
+                await self._refresh_open_orders()
+        except TimeoutError:
+            return msgspec.structs.replace(
+                refused,
+                message=f"{refused.message} (IB refused the change; whether the order is "
+                "still working could not be re-read from TWS in time)",
+            )
+        status = trade.orderStatus.status
+        if trade.isDone():
+            state = f"the order is {status} at TWS"
+        else:
+            state = f"the order is still working at TWS ({status}) with its previous terms"
+        return msgspec.structs.replace(
+            refused, message=f"{refused.message} (IB refused the change; {state})"
+        )
 
     async def _await_ack(self, trade: Trade, *, since: int, modify: bool) -> Reply | None:
         """Wait (under the caller's deadline) until TWS acknowledges or refuses ``trade``.
@@ -558,8 +560,9 @@ class OrderDesk:
 
         self.ib.errorEvent += on_error
         state = None
+        wait = max(0.05, min(WHAT_IF_WAIT, remaining_budget(WHAT_IF_WAIT)) - REPLY_MARGIN)
         try:
-            with anyio.fail_after(max(0.05, remaining_budget(30.0) - REPLY_MARGIN)):
+            with anyio.move_on_after(wait) as deadline:
                 async with anyio.create_task_group() as tg:
 
                     async def ask() -> None:
@@ -578,6 +581,13 @@ class OrderDesk:
                     tg.start_soon(watch)
         finally:
             self.ib.errorEvent -= on_error
+        if state is None and not refused and deadline.cancelled_caught:
+            return WhatIfUnanswered(
+                order_ref=spec.order_ref,
+                waited_seconds=round(wait, 2),
+                message="TWS sent no populated preview in time (ib_async waits forever for "
+                "one); nothing was placed",
+            )
         if state is None:
             code, message = refused[0] if refused else (321, "refused by TWS")
             return OrderRejected(order_ref=spec.order_ref, code=code, message=message)

@@ -19,6 +19,9 @@ __all__ = [
     "CancelOrder",
     "CancelRequested",
     "CommissionReported",
+    "ExerciseAction",
+    "ExerciseDone",
+    "ExerciseOption",
     "FetchOrderBook",
     "FillReported",
     "ModifyOrder",
@@ -36,6 +39,7 @@ __all__ = [
     "PlaceOrder",
     "WhatIf",
     "WhatIfResult",
+    "WhatIfUnanswered",
 ]
 
 OrderAction = Literal["BUY", "SELL"]
@@ -204,7 +208,60 @@ class CommissionReported(Event, frozen=True, kw_only=True):
     realized_pnl: float | None
 
 
-OrdersRequest = PlaceOrder | ModifyOrder | WhatIf | CancelOrder | FetchOrderBook
+class WhatIfUnanswered(Reply, frozen=True, kw_only=True):
+    """TWS gave no populated preview within the deadline (ib_async 2.1.0's what-if waits
+    forever without one: notes/ib-behaviour.md §d). Nothing was placed; the preview is simply
+    not available."""
+
+    order_ref: str
+    waited_seconds: float
+    message: str
+
+
+ExerciseAction = Literal["exercise", "lapse"]
+
+
+class ExerciseOption(Command, frozen=True, kw_only=True):
+    """Exercise, or instruct not to exercise (lapse), ``quantity`` contracts of a long option
+    position, with IB's ``exerciseOptions`` (1 = exercise, 2 = lapse). ``exchange`` is the
+    option's listing exchange: IB refuses SMART for exercise requests. Irrevocable at IB."""
+
+    con_id: int
+    symbol: str
+    account: str
+    quantity: int
+    action: ExerciseAction
+    exchange: str = "CBOE"
+    override: bool = False
+
+
+class ExerciseDone(Reply, frozen=True, kw_only=True):
+    """What TWS showed after an :class:`ExerciseOption` (IB sends no confirmation message, so
+    the outcome is read from positions). ``confirmed``: the option position went down by the
+    quantity and the shares moved (an exercise); a lapse instruction changes nothing until
+    expiry, so it is never confirmed, only not refused within the wait."""
+
+    con_id: int
+    account: str
+    action: ExerciseAction
+    quantity: int
+    confirmed: bool
+    option_position_before: float
+    option_position_after: float
+    underlying_con_id: int | None = None
+    shares_before: float | None = None
+    shares_after: float | None = None
+    detail: str = ""
+
+
+OrdersRequest = PlaceOrder | ModifyOrder | WhatIf | CancelOrder | FetchOrderBook | ExerciseOption
 OrdersReply = (
-    OrderPlaced | OrderRejected | OrderUnacknowledged | WhatIfResult | CancelRequested | OrderBook
+    OrderPlaced
+    | OrderRejected
+    | OrderUnacknowledged
+    | WhatIfResult
+    | CancelRequested
+    | OrderBook
+    | WhatIfUnanswered
+    | ExerciseDone
 )

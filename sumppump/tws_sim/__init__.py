@@ -37,10 +37,17 @@ Hooks: ``drop_connections()``, ``stall()`` / ``resume()``, ``await refuse_connec
 ``connectivity_lost()`` (1100), ``restored(data_lost=True)`` (1101, lines dropped) or ``False``
 (1102), ``reject_next_order(code=201, text=None, advanced_json="")``,
 ``partial_fill_next_order([1, 2])``, ``delay_next_fill(seconds)`` (simulated seconds),
-``delay_responses("reqHistoricalData", 2.0)`` (wall seconds), ``entitlement(live=, delayed=)``
-(354 / 10167 + delayed ticks / 10168), ``inject_error(code, req_id=-1, text=None,
+``delay_responses("reqHistoricalData", 2.0)`` (wall seconds), ``entitlement(live=, delayed=,
+api_subscription=, competing_session=, advisory=)`` (354 / 10167 + delayed ticks / 10168 / 10089
+/ 10197 / advisory 10090 or 10091 with data), ``what_if_unanswered(n)`` (warning-only previews
+ib_async never completes), ``resend_after_refused_modification`` (attribute),
+``inject_error(code, req_id=-1, text=None,
 client_id=None)``, ``set_price(symbol, price | None)``, ``set_options_level(account, level)``.
-A second connection with a client id in use gets 326 and is closed.
+A second connection with a client id in use gets 326 and is closed. A client whose version range
+excludes 178 is refused at the handshake (``handshake_refusals`` says why): every encoder writes
+v178 layouts. ``exerciseOptions`` is served (``exercise_requests``), dividends come on generic tick
+456, and options settle at expiry (auto-exercise >= $0.01 in the money, else lapse); see
+:mod:`.expiry` and the ``expiry_day`` scenario.
 
 ``sim.stats`` (:class:`SimStats`): ``messages_rate_violations``, ``lines_violations``,
 ``pacing_violations``, ``violations`` (dict), ``total_violations``, ``open_lines``,

@@ -22,9 +22,16 @@ OCA groups (``ocaGroup`` + ``ocaType``, per account) follow IB: when an order of
 a quantity q, ocaType 1 (or 0, unset) cancels every other working order of the group; ocaType 2
 and 3 reduce every other working order's total quantity by q (combo units for a BAG) and cancel
 one left at or below its filled quantity. Cancellation and reduction are reported as openOrder +
-orderStatus only (no error 202), in the same step as the fill. An order joining a group that has
-already executed (an order of it filled completely and none is still working) is cancelled at
-once; a group whose orders were only cancelled, or that still has working orders, can be joined.
+orderStatus only (no error 202), in the same step as the fill. A group name is single-use, as
+IB documents: an order joining a group none of whose orders is still working (filled, cancelled
+or rejected) is cancelled at once; a group with a working order can be joined. Members of one
+group in different accounts are refused with 10224.
+
+IB's order rules (notes/ib-behaviour.md §a; each cites its source where it is enforced): STP LMT
+on a BAG is refused with 387; ``eTradeOnly`` / ``firmQuoteOnly`` with 10268 / 10269; stops
+trigger by IB's ``triggerMethod`` (default: bid/ask for options, last for stocks, "Last" for
+combos, whose last only a fill of the same combo prints). Expired options settle after 17:30
+New York on their expiry day (:mod:`.expiry`).
 
 A placeOrder reusing a live order's id modifies it (price, stop price, quantity, type, TIF,
 transmit, OCA group) and keeps the order id and permId; see :meth:`Broker._modify` for the
@@ -38,6 +45,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -151,6 +159,7 @@ class SimOrder:
     oca_group: str
     placed_at: dt.datetime
     oca_type: int = 0
+    trigger_method: int = 0
     status: str = "PendingSubmit"
     filled: float = 0.0
     avg_fill_price: float = 0.0
@@ -191,6 +200,7 @@ class SimOrder:
             outside_rth=self.outside_rth,
             oca_group=self.oca_group,
             oca_type=self.oca_type,
+            trigger_method=self.trigger_method,
             parent_id=self.parent_id,
             what_if=what_if,
             transmit=self.transmit,
@@ -216,6 +226,56 @@ class BrokerListener(Protocol):
     def order_filled(self, order: SimOrder, executions: list[Execution]) -> None: ...
 
     def order_error(self, order: SimOrder, code: int, text: str) -> None: ...
+
+    def positions_changed(self, account_id: str, instruments: list[Instrument]) -> None: ...
+
+
+UNSUPPORTED_ORDER_TYPE = "Unsupported order type for this exchange and security type."
+"""IB's text for 387 (IB message codes; received live in QuantConnect/Lean#7720)."""
+
+
+def _combo_shape(legs: Legs) -> tuple[tuple[int, int, str], ...]:
+    return tuple(sorted((inst.con_id, ratio, action) for inst, ratio, action in legs))
+
+
+def _stop_crossed(order: SimOrder, buy: bool, bid: float, ask: float, last: float) -> bool:
+    """Whether ``order``'s stop price is crossed under its ``triggerMethod``.
+
+    IB's trigger methods (IB ``Order.triggerMethod``;
+    https://interactivebrokers.github.io/tws-api/trigger_method_limit.html): 0 default =
+    double bid/ask for US options (and OTC stocks), last for everything else, and "Last" in
+    that table's COMBO row; 1 double bid/ask and 4 bid/ask (a buy stop on the ask, a sell
+    stop on the bid); 2 last and 3 double last; 7 last or bid/ask; 8 mid-point, only while the
+    spread is below 0.1% of the mid. The "double" variants are treated as their single forms
+    (one quote per step). notes/ib-behaviour.md §a.
+    """
+    stop = order.aux_price
+    assert stop is not None
+    method = order.trigger_method
+    if method == 0:
+        is_option = isinstance(order.instrument, OptionContract)
+        method = 4 if is_option else 2
+
+    def by_last() -> bool:
+        return not math.isnan(last) and (last >= stop if buy else last <= stop)
+
+    def by_quote() -> bool:
+        if buy:
+            return ask > 0 and ask >= stop
+        return bid > 0 and bid <= stop if order.instrument is not None else bid <= stop
+
+    if method in (2, 3):
+        return by_last()
+    if method in (1, 4):
+        return by_quote()
+    if method == 7:
+        return by_last() or by_quote()
+    if method == 8:
+        mid = (bid + ask) / 2
+        if mid == 0 or (ask - bid) >= 0.001 * abs(mid):
+            return False
+        return mid >= stop if buy else mid <= stop
+    return by_last()
 
 
 def _conforms(price: float, tick: float) -> bool:
@@ -269,6 +329,12 @@ class Broker:
         self.persistent_rejection: tuple[int, str] | None = None
         self.split_fills = 1
         self.default_fill_delay = 0.0
+        self.unset_commission_outside_rth = False
+        """What-ifs outside regular hours leave the commission unset (ib_insync#380)."""
+        self.lapse_instructions: dict[tuple[str, int], int] = {}
+        """(account, option conId) -> contracts instructed not to exercise at expiry."""
+        self.combo_last: dict[tuple[tuple[int, int, str], ...], float] = {}
+        """Last traded net price of each combo shape (sorted conId, ratio, action)."""
 
     # --- scripting hooks --------------------------------------------------------------------
 
@@ -523,10 +589,7 @@ class Broker:
             raise OrderRejected(201, f"Order rejected - reason:Invalid action {req.action!r}")
         if req.total_quantity <= 0:
             raise OrderRejected(434, "The order size cannot be zero.")
-        if req.order_type not in ("LMT", "MKT", "STP", "STP LMT"):
-            raise OrderRejected(
-                387, f"Unsupported order type for this exchange and security type: {req.order_type}"
-            )
+        self._check_ib_order_rules(req)
         if req.tif not in ("", "DAY", "GTC"):
             raise OrderRejected(
                 201, f"Order rejected - reason:Time in force {req.tif} is not supported"
@@ -536,6 +599,7 @@ class Broker:
         if req.order_type in ("STP", "STP LMT") and req.aux_price is None:
             raise OrderRejected(201, "Order rejected - reason:Stop price is missing")
         acct = self.account(req.account)
+        self._check_oca_accounts(req, acct)
         contract, inst, legs = self._resolve(req)
         if inst is not None:
             for price in (req.lmt_price, req.aux_price):
@@ -582,6 +646,11 @@ class Broker:
         commission = self._estimate_commission(inst, legs, req.total_quantity)
         ewl_b = values["EquityWithLoanValue"]
         ewl_a = ewl_b - commission
+        if self.unset_commission_outside_rth and not is_regular_session(self.clock.now()):
+            # A preview outside regular hours can carry valid margins with the commission
+            # unset, 1.7976931348623157E308 on the wire (seen on paper: erdewit/ib_insync#380;
+            # notes/ib-behaviour.md §d). Not always, so it is a switch.
+            commission = UNSET_DOUBLE
         return OrderStateView(
             status="PreSubmitted",
             init_margin_before=round(init_b, 2),
@@ -692,6 +761,7 @@ class Broker:
             parent_id=req.parent_id,
             oca_group=req.oca_group,
             oca_type=req.oca_type,
+            trigger_method=req.trigger_method,
             placed_at=now,
         )
         self._next_perm_id += 1
@@ -712,8 +782,8 @@ class Broker:
                 session_day, extended=stock_only and order.outside_rth
             )
         self.orders[key] = order
-        if self._oca_group_executed(order):
-            self._finish(order, "Cancelled", f"OCA group {order.oca_group} already executed")
+        if self._oca_group_used_up(order):
+            self._finish(order, "Cancelled", f"OCA group {order.oca_group} was already used")
             return order
         self._set_status(order, "PreSubmitted")
         if order.transmit and self._can_trade(order):
@@ -745,10 +815,9 @@ class Broker:
                 "Error validating request.-'bB' : cause - The total quantity "
                 f"{req.total_quantity:g} is below the filled quantity {order.filled:g}",
             )
-        if req.order_type not in ("LMT", "MKT", "STP", "STP LMT"):
-            raise OrderRejected(
-                387, f"Unsupported order type for this exchange and security type: {req.order_type}"
-            )
+        self._check_ib_order_rules(req)
+        if req.oca_group and req.oca_group != order.oca_group:
+            self._check_oca_accounts(req, self.accounts[order.account])
         if req.order_type in ("LMT", "STP LMT") and req.lmt_price is None:
             raise OrderRejected(
                 321, "Error validating request.-'bB' : cause - Limit price is missing"
@@ -776,10 +845,12 @@ class Broker:
         order.transmit = req.transmit
         order.outside_rth = req.outside_rth
         order.order_ref = req.order_ref
+        joins_group = bool(req.oca_group) and req.oca_group != order.oca_group
         order.oca_group = req.oca_group
         order.oca_type = req.oca_type
-        if self._oca_group_executed(order):
-            self._finish(order, "Cancelled", f"OCA group {order.oca_group} already executed")
+        order.trigger_method = req.trigger_method
+        if joins_group and self._oca_group_used_up(order):
+            self._finish(order, "Cancelled", f"OCA group {order.oca_group} was already used")
             return order
         self._notify(order)
         if order.status == "PreSubmitted" and order.transmit and self._can_trade(order):
@@ -816,12 +887,60 @@ class Broker:
             and other.oca_group == order.oca_group
         ]
 
-    def _oca_group_executed(self, order: SimOrder) -> bool:
-        """True when ``order`` would join a group that has already done its job: one of its
-        orders filled completely and none is still working. (A group of cancelled orders, or
-        one whose remaining orders were only reduced by a partial execution, can be joined.)"""
+    def _oca_group_used_up(self, order: SimOrder) -> bool:
+        """True when ``order`` would reuse a finished OCA group: the name has members and none
+        of them is still working (filled, cancelled or rejected alike).
+
+        IB: "OCA group names must be unique ... Once you use a name, you cannot use it again
+        even after the order fills or is canceled" (TWS guide, Miscellaneous order fields,
+        https://www.ibkrguides.com/tws/usersguidebook/specializedorderentry/miscellaneous.htm;
+        notes/ib-behaviour.md §c). IB documents no error code for it; like an order joining a
+        group that has already acted, the order is cancelled at once (openOrder + orderStatus
+        Cancelled). A group with a working member (even one reduced by a partial execution)
+        can still be joined: that is how a group is built, one order after another."""
         members = self._oca_members(order)
-        return any(m.status == "Filled" for m in members) and not any(m.is_active for m in members)
+        return bool(members) and not any(m.is_active for m in members)
+
+    def _check_oca_accounts(self, req: PlaceOrderRequest, acct: Account) -> None:
+        """10224 when the OCA group already holds orders of another account.
+
+        Live TWS: "Error 10224 ... One-cancels-all group of orders should contain orders with
+        exactly the same account ... contains orders for Personal Account ..., Undefined"
+        (ib-api-reloaded/ib_async#75; notes/ib-behaviour.md §c). An order without an account
+        in a login that manages several accounts counts as "Undefined", as in that report."""
+        if not req.oca_group:
+            return
+        mine = acct.account_id if req.account or len(self.accounts) == 1 else "Undefined"
+        others = {
+            o.account
+            for o in self.orders.values()
+            if o.oca_group == req.oca_group and o.is_active and o.account != mine
+        }
+        if others:
+            raise OrderRejected(
+                10224,
+                "One-cancels-all group of orders should contain orders with exactly the same "
+                f"account. Group {req.oca_group} contains orders for "
+                f"{', '.join(sorted(others | {mine}))}",
+            )
+
+    @staticmethod
+    def _check_ib_order_rules(req: PlaceOrderRequest) -> None:
+        """IB's refusals of order types and attributes, with IB's codes and texts."""
+        if req.order_type not in ("LMT", "MKT", "STP", "STP LMT"):
+            raise OrderRejected(387, UNSUPPORTED_ORDER_TYPE)
+        if req.order_type == "STP LMT" and req.contract.sec_type == "BAG":
+            # IB's order-type table lists BAG for STP but not for STP LMT (IBKR Campus "Order
+            # Types", https://www.interactivebrokers.com/campus/ibkr-api-page/order-types/);
+            # an order type the contract does not allow is refused with 387 (IB message codes;
+            # QuantConnect/Lean#7720). notes/ib-behaviour.md §a.
+            raise OrderRejected(387, UNSUPPORTED_ORDER_TYPE)
+        # TWS 983+ refuses the deprecated attributes (IB message codes 10268 / 10269,
+        # https://interactivebrokers.github.io/tws-api/message_codes.html); issue 19.
+        if req.e_trade_only:
+            raise OrderRejected(10268, "The 'EtradeOnly' order attribute is not supported.")
+        if req.firm_quote_only:
+            raise OrderRejected(10269, "The 'firmQuoteOnly' order attribute is not supported.")
 
     def _apply_oca(self, filled: SimOrder, quantity: float) -> None:
         """IB's OCA rule after ``filled`` executed ``quantity`` (combo units for a BAG).
@@ -903,7 +1022,13 @@ class Broker:
 
     def step(self) -> None:
         """Advance every working order once: release held orders at the open, trigger stops and
-        fill what is marketable (at most one scripted slice per order per step)."""
+        fill what is marketable (at most one scripted slice per order per step), and settle
+        expired options (see :mod:`.expiry`)."""
+        from .expiry import settle_expired, unique
+
+        for account_id, instruments in settle_expired(self, self.clock.now()).items():
+            if self.listener and instruments:
+                self.listener.positions_changed(account_id, unique(instruments))
         for order in list(self.orders.values()):
             if not order.is_active:
                 continue
@@ -937,7 +1062,7 @@ class Broker:
         if order.instrument is not None:
             bid, ask, last = self._quote(order.instrument)
         else:
-            bid = ask = mid_sum = 0.0
+            bid = ask = 0.0
             for inst, ratio, leg_action in order.legs:
                 b, a, _l = self._quote(inst)
                 if leg_action == "BUY":
@@ -946,14 +1071,16 @@ class Broker:
                 else:
                     ask -= ratio * b
                     bid -= ratio * a
-                mid_sum += (1 if leg_action == "BUY" else -1) * ratio * (a + b) / 2
-            last = mid_sum
             bid, ask = round(bid, 2), round(ask, 2)
+            # A combo's "last" is the last trade of the combo itself, which option combos
+            # rarely print: only a fill of the same combo here sets one.
+            combo_last = self.combo_last.get(_combo_shape(order.legs))
+            last = combo_last if combo_last is not None else math.nan
         buy = order.action == "BUY"
         order_type = order.order_type
         if order_type in ("STP", "STP LMT") and not order.triggered:
-            crossed = last >= order.aux_price if buy else last <= order.aux_price  # type: ignore[operator]
-            if not crossed:
+            assert order.aux_price is not None
+            if not _stop_crossed(order, buy, bid, ask, last):
                 return None
             order.triggered = True
         if order_type in ("MKT", "STP"):
@@ -1034,6 +1161,8 @@ class Broker:
                 )
             )
         self.executions.extend(executions)
+        if order.is_combo:
+            self.combo_last[_combo_shape(order.legs)] = price
         if order.remaining <= 1e-9:
             order.status = "Filled"
             order.completed_time = now.strftime("%Y%m%d %H:%M:%S UTC")

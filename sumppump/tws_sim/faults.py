@@ -23,6 +23,9 @@ ERROR_TEXTS: dict[int, str] = {
     202: "Order Canceled - reason:",
     326: "Unable to connect as the client id is already in use. Retry with a unique client id.",
     354: "Requested market data is not subscribed.Delayed market data is available.",
+    # IB message codes (https://interactivebrokers.github.io/tws-api/message_codes.html) and
+    # real strings quoted in notes/ib-behaviour.md §g.
+    387: "Unsupported order type for this exchange and security type.",
     1100: "Connectivity between IB and Trader Workstation has been lost.",
     1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
     1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
@@ -31,6 +34,14 @@ ERROR_TEXTS: dict[int, str] = {
     2158: "Sec-def data farm connection is OK:secdefnj",
     10089: "Requested market data requires additional subscription for API. See link in "
     "'Market Data Connections' dialog for more details.",
+    10090: "Part of requested market data is not subscribed. Subscription-independent ticks are "
+    "still active.Delayed market data is not available.",
+    10091: "Part of requested market data requires additional subscription for API. See link in "
+    "'Market Data Connections' dialog for more details.",
+    10197: "No market data during competing live session",
+    10224: "One-cancels-all group of orders should contain orders with exactly the same account.",
+    10268: "The 'EtradeOnly' order attribute is not supported.",
+    10269: "The 'firmQuoteOnly' order attribute is not supported.",
     10167: "Requested market data is not subscribed. Displaying delayed market data.",
     10168: "Requested market data is not subscribed. Delayed market data is not enabled.",
 }
@@ -38,7 +49,19 @@ ERROR_TEXTS: dict[int, str] = {
 
 @dataclass(frozen=True, slots=True)
 class Entitlement:
-    """Which market data the simulated user may see."""
+    """Which market data the simulated user may see (IB's codes: notes/ib-behaviour.md §g).
+
+    * ``live`` off: a live request (type 1/2) gets 354, nothing arrives;
+    * ``delayed`` off too: a delayed request (type 3/4) gets 10168 (10167 + delayed ticks when
+      on);
+    * ``api_subscription`` off: the live subscription exists in TWS but not for the API: 10089;
+    * ``competing_session``: another live login holds the data session: 10197, nothing arrives;
+    * ``advisory`` 10090 / 10091: part of the data is not subscribed; IB sends the notice and
+      the data keeps coming (IB message codes).
+    """
 
     live: bool = True
     delayed: bool = True
+    api_subscription: bool = True
+    competing_session: bool = False
+    advisory: int | None = None

@@ -365,10 +365,15 @@ class MarketModel:
             bid=bid,
             ask=ask,
             last=round(spot, 2),
-            bid_size=float(1 + int(9 * _stable_unit(symbol, minute, "bs"))),
-            ask_size=float(1 + int(9 * _stable_unit(symbol, minute, "as"))),
-            last_size=float(1 + int(4 * _stable_unit(symbol, minute, "ls"))),
-            volume=round(avg_volume * elapsed / 100.0),  # IB sends stock volume in lots of 100
+            # Sizes and volumes in shares: "Effective in TWS version 985 and later, for US
+            # stocks the bid, ask, and last size quotes are shown in shares (not in lots)"
+            # (IB's notice, quoted in erdewit/ib_insync#382); API 10.18 release notes: "Now
+            # historical data ticks are delivered in shares" (ibkrguides TWS API release
+            # notes). ib_async 2.1.0 speaks v178, far above those releases.
+            bid_size=100.0 * (1 + int(9 * _stable_unit(symbol, minute, "bs"))),
+            ask_size=100.0 * (1 + int(9 * _stable_unit(symbol, minute, "as"))),
+            last_size=100.0 * (1 + int(4 * _stable_unit(symbol, minute, "ls"))),
+            volume=float(round(avg_volume * elapsed)),
             open=round(open_, 2),
             high=round(high, 2),
             low=round(low, 2),
@@ -379,7 +384,7 @@ class MarketModel:
             put_open_interest=round(oi_scale),
             call_volume=round(oi_scale * 0.3 * elapsed),
             put_volume=round(oi_scale * 0.25 * elapsed),
-            avg_volume=avg_volume / 100.0,
+            avg_volume=avg_volume,
         )
 
     def time_to_expiry(self, opt: OptionContract, when: dt.datetime | None = None) -> float:

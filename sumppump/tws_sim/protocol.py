@@ -219,6 +219,7 @@ class OpenOrderView:
     good_till_date: str = ""
     what_if: bool = False
     transmit: bool = True
+    trigger_method: int = 0
     order_combo_leg_prices: tuple[float | None, ...] = ()
     smart_combo_params: tuple[tuple[str, str], ...] = ()
     filled_quantity: float = 0.0
@@ -336,6 +337,11 @@ class PlaceOrderRequest:
     oca_type: int = 0
     """IB's ocaType: 1 cancel the rest of the group with block, 2 reduce the rest
     proportionately with block, 3 reduce without block; 0 (ib_async's default) is unset."""
+    trigger_method: int = 0
+    """IB's triggerMethod: 0 default, 1 double bid/ask, 2 last, 3 double last, 4 bid/ask,
+    7 last or bid/ask, 8 mid-point (IB ``Order.triggerMethod``)."""
+    e_trade_only: bool = False
+    firm_quote_only: bool = False
     unread_fields: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -374,7 +380,8 @@ def parse_place_order(
     order_ref = r.text()
     transmit = r.flag()
     parent_id = r.integer()
-    r.skip(4)  # blockOrder, sweepToFill, displaySize, triggerMethod
+    r.skip(3)  # blockOrder, sweepToFill, displaySize
+    trigger_method = r.integer()
     outside_rth = r.flag()
     hidden = r.flag()
     leg_prices: tuple[float | None, ...] = ()
@@ -405,10 +412,12 @@ def parse_place_order(
         r.text()  # faProfile
     r.skip(4)  # modelCode, shortSaleSlot, designatedLocation, exemptCode
     oca_type = r.integer()
-    # rule80A, settlingFirm, allOrNone, minQty, percentOffset, eTradeOnly, firmQuoteOnly,
+    r.skip(5)  # rule80A, settlingFirm, allOrNone, minQty, percentOffset
+    e_trade_only = r.flag()
+    firm_quote_only = r.flag()
     # nbboPriceCap, auctionStrategy, startingPrice, stockRefPrice, delta, stockRangeLower,
     # stockRangeUpper, overridePercentageConstraints, volatility, volatilityType
-    r.skip(17)
+    r.skip(10)
     delta_neutral_order_type = r.text()
     r.text()  # deltaNeutralAuxPrice
     if delta_neutral_order_type:
@@ -491,6 +500,9 @@ def parse_place_order(
         algo_strategy=algo_strategy,
         n_conditions=n_conditions,
         oca_type=oca_type,
+        trigger_method=trigger_method,
+        e_trade_only=e_trade_only,
+        firm_quote_only=firm_quote_only,
         unread_fields=r.remaining,
     )
 
@@ -920,7 +932,7 @@ def open_order(c: WireContract, o: OpenOrderView, st: OrderStateView) -> list[Fi
         False,  # firmQuoteOnly
         UNSET_DOUBLE,  # nbboPriceCap
         o.parent_id,
-        0,  # triggerMethod
+        o.trigger_method,
         UNSET_DOUBLE,  # volatility
         None,  # volatilityType
         "",  # deltaNeutralOrderType (empty: no 8 DN fields follow)

@@ -47,6 +47,39 @@ def _reject_orders(sim: SimTWS) -> None:
     )
 
 
+EXPIRY_DAY = dt.date(2026, 12, 18)
+"""The December 2026 monthly expiry (third Friday), the day of the ``expiry_day`` scenario."""
+
+
+def _expiry_day(sim: SimTWS) -> None:
+    """14:00 New York on an expiry day; the account holds, besides its 200 AAPL: 2 long calls
+    about $10 in the money (exercised at settlement unless told to lapse: $100 x strike each),
+    1 short call about $20 in the money (assigned: 100 shares delivered) and 1 long put about
+    $20 out of the money (lapses). Settlement runs once the clock passes 17:30 New York."""
+    from .broker import Position
+
+    sim.clock.set(dt.datetime.combine(EXPIRY_DAY, dt.time(14, 0), NEW_YORK))
+    und = sim.catalog.underlying("AAPL")
+    assert und is not None
+    spot = sim.market.spot("AAPL")
+    expiry = EXPIRY_DAY.strftime("%Y%m%d")
+
+    def strike_near(target: float) -> float:
+        return min(und.strikes, key=lambda k: abs(k - target))
+
+    holdings = (
+        (strike_near(spot - 10), "C", 2.0),
+        (strike_near(spot - 20), "C", -1.0),
+        (strike_near(spot - 20), "P", 1.0),
+    )
+    for acct in sim.broker.accounts.values():
+        for strike, right, quantity in holdings:
+            option = sim.catalog.option("AAPL", expiry, strike, right)
+            assert option is not None
+            cost = round(sim.market.mark(option) * option.multiplier, 4)
+            acct.positions[option.con_id] = Position(option, quantity, cost)
+
+
 def _partial_fills(sim: SimTWS) -> None:
     sim.broker.split_fills = 2
 
@@ -63,8 +96,29 @@ SCENARIOS: dict[str, tuple[str, Callable[[SimTWS], None]]] = {
         lambda sim: sim.entitlement(live=False, delayed=True),
     ),
     "no_market_data": (
-        "neither live nor delayed data: 354 / 10168",
+        "neither live nor delayed data: 354 for live, 10168 for delayed",
         lambda sim: sim.entitlement(live=False, delayed=False),
+    ),
+    "api_subscription_missing": (
+        "a live subscription TWS shows but not for the API: 10089",
+        lambda sim: sim.entitlement(api_subscription=False),
+    ),
+    "competing_session": (
+        "another live login holds the market data: 10197, nothing arrives",
+        lambda sim: sim.entitlement(competing_session=True),
+    ),
+    "partial_subscription": (
+        "part of the data not subscribed: advisory 10090, the rest keeps streaming",
+        lambda sim: sim.entitlement(advisory=10090),
+    ),
+    "partial_api_subscription": (
+        "part of the data needs an API subscription: advisory 10091, the rest keeps streaming",
+        lambda sim: sim.entitlement(advisory=10091),
+    ),
+    "expiry_day": (
+        "14:00 New York on the 2026-12-18 expiry: long ITM calls, a short ITM call and an OTM "
+        "put on AAPL; they settle (exercise, assignment, lapse) after 17:30",
+        _expiry_day,
     ),
     "after_hours": ("clock at 18:00 New York: orders rest until the next open", _after_hours),
     "level1": ("options permission level 1 (covered calls only)", _level(1)),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -26,6 +27,7 @@ from . import protocol as p
 from .broker import AccountSpec, Broker, Execution, OrderRejected, SimOrder
 from .catalog import MARKET_RULES, Catalog, Instrument, OptionContract, Underlying
 from .clock import NEW_YORK, SimClock
+from .expiry import ExerciseRefused, dividend_tick, exercise
 from .faults import ERROR_TEXTS, Entitlement
 from .limits import HistoricalPacer, LineLimiter, MessageRateLimiter, SimStats
 from .market import BarRequestError, Greeks, MarketModel
@@ -50,6 +52,7 @@ REQUEST_NAMES: dict[int, str] = {
     16: "reqAllOpenOrders",
     17: "reqManagedAccts",
     20: "reqHistoricalData",
+    21: "exerciseOptions",
     25: "cancelHistoricalData",
     49: "reqCurrentTime",
     54: "calculateImpliedVolatility",
@@ -81,6 +84,7 @@ REQUEST_NAMES: dict[int, str] = {
 DELAY = dt.timedelta(minutes=15)
 _DELAYED = {1: 66, 2: 67, 4: 68, 0: 69, 3: 70, 5: 71, 8: 74, 6: 72, 7: 73, 9: 75, 14: 76}
 _DELAYED_GREEKS = {10: 80, 11: 81, 12: 82, 13: 83}
+DELAYED_GENERIC_TICKS = frozenset({"101", "106", "165", "221", "232", "236", "258"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +191,12 @@ class SimTWS:
         self._requested_port = port
         self.seed = seed
         self.clock = clock or SimClock()
-        self.server_version = min(server_version, p.MAX_SERVER_VERSION)
+        if server_version != p.MAX_SERVER_VERSION:
+            raise ValueError(
+                f"the simulator writes server version {p.MAX_SERVER_VERSION} layouts only; "
+                f"server_version={server_version} would be a lie at the handshake"
+            )
+        self.server_version = server_version
         self.max_msg_rate = max_msg_rate
         self.disconnect_on_rate_violation = disconnect_on_rate_violation
         self.tick_interval = tick_interval
@@ -206,6 +215,14 @@ class SimTWS:
         self.entitlement_state = Entitlement()
         self.requests: list[RecordedRequest] = []
         self.handshakes: list[str] = []
+        self.handshake_refusals: list[str] = []
+        self._unanswered_what_ifs = 0
+        self.resend_after_refused_modification = True
+        """After refusing a modification, resend the live order's openOrder + orderStatus.
+        Whether real TWS does is unverified (notes/ib-behaviour.md §e, "to check on paper");
+        tests turn it off to prove a client re-reads the order itself."""
+        self.exercise_requests: list[tuple[str, int, int, int]] = []
+        """Accepted exerciseOptions: (account, option conId, 1 exercise / 2 lapse, quantity)."""
         self._response_delays: dict[
             str, float
         ] = {}  # client version ranges offered, e.g. "v157..178"
@@ -308,9 +325,21 @@ class SimTWS:
                 hi,
                 p.EXPECTED_CLIENT_RANGE,
             )
+        # Honest negotiation: TWS answers min(client max, server max) (tws-wire-protocol.md §2)
+        # and must then write that version's layouts. Every encoder here writes the v178
+        # layouts, so a client whose range excludes 178 is refused at the handshake (the
+        # socket is closed before any reply, with the reason logged and kept in
+        # ``handshake_refusals``) instead of being told "157" and then sent v178 messages.
         version = min(hi, self.server_version)
-        if version < lo:
-            log.error("client needs server version >= %d; simulator offers %d", lo, version)
+        if not lo <= p.MAX_SERVER_VERSION <= hi or version != p.MAX_SERVER_VERSION:
+            reason = (
+                f"client offers v{lo}..{hi}; this simulator encodes only server version "
+                f"{p.MAX_SERVER_VERSION} (ib_async 2.1.0's v{p.MIN_CLIENT_VERSION}.."
+                f"{p.MAX_SERVER_VERSION}), so it refuses the connection rather than "
+                "answer a version whose layouts it cannot write"
+            )
+            self.handshake_refusals.append(reason)
+            log.error("handshake refused: %s", reason)
             return
         conn.server_version = version
         await self._resume.wait()
@@ -488,6 +517,9 @@ class SimTWS:
         changed = [ex.instrument for ex in executions if ex.instrument is not None]
         self._push_account_changes(order.account, changed)
 
+    def positions_changed(self, account_id: str, instruments: list[Instrument]) -> None:
+        self._push_account_changes(account_id, instruments)
+
     def _push_account_changes(self, account_id: str, instruments: list[Instrument]) -> None:
         acct = self.broker.accounts[account_id]
         for conn in list(self._conns.values()):
@@ -560,21 +592,14 @@ class SimTWS:
             if inst is None:
                 conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
                 return
-        ent = self.entitlement_state
-        live_requested = conn.md_type in (1, 2)
-        if ent.live:
-            # Live entitlement answers every type with live data; frozen stays frozen.
-            delayed, data_type = False, 2 if conn.md_type in (2, 4) else 1
-        elif live_requested:
-            code = 354 if ent.delayed else 10089
-            conn.send(p.error(req_id, code, ERROR_TEXTS[code]))
+        entitled = self._entitled_data(conn, req_id)
+        if entitled is None:
             return
-        elif ent.delayed:
-            delayed, data_type = True, conn.md_type
-            conn.send(p.error(req_id, 10167, ERROR_TEXTS[10167]))
-        else:
-            conn.send(p.error(req_id, 10168, ERROR_TEXTS[10168]))
-            return
+        delayed, data_type = entitled
+        if delayed:
+            # Delayed data accepts only these generic ticks (IB, "Delayed Streaming Data",
+            # https://interactivebrokers.github.io/tws-api/delayed_data.html).
+            generic = generic & DELAYED_GENERIC_TICKS
         if not snapshot and not self.lines.acquire((conn.id, req_id)):
             conn.send(p.error(req_id, 101, ERROR_TEXTS[101]))
             return
@@ -586,6 +611,38 @@ class SimTWS:
             conn.send(p.tick_snapshot_end(req_id))
         else:
             conn.lines[req_id] = line
+
+    def _entitled_data(self, conn: _Connection, req_id: int) -> tuple[bool, int] | None:
+        """(delayed, market data type) the request gets, after sending IB's notice; None
+        (after IB's error) when nothing will arrive. IB: type 1 live, 2 frozen, 3 delayed,
+        4 delayed-frozen; 3/4 are "ignored if real-time data is available"
+        (https://interactivebrokers.github.io/tws-api/market_data_type.html)."""
+        ent = self.entitlement_state
+        if ent.competing_session:
+            # Another live login (TWS, mobile, web) holds the data session (IB message codes;
+            # thetagang README FAQ): nothing arrives until it logs out.
+            conn.send(p.error(req_id, 10197, ERROR_TEXTS[10197]))
+            return None
+        live_requested = conn.md_type in (1, 2)
+        if ent.live and ent.api_subscription:
+            if ent.advisory is not None:
+                # 10090 / 10091 are advisory: the subscribed part keeps streaming.
+                conn.send(p.error(req_id, ent.advisory, ERROR_TEXTS[ent.advisory]))
+            return False, 2 if conn.md_type in (2, 4) else 1
+        if live_requested:
+            if ent.live:
+                conn.send(p.error(req_id, 10089, ERROR_TEXTS[10089]))
+            else:
+                text = ERROR_TEXTS[354]
+                if not ent.delayed:
+                    text = text.replace("is available", "is not available")
+                conn.send(p.error(req_id, 354, text))
+            return None
+        if ent.delayed:
+            conn.send(p.error(req_id, 10167, ERROR_TEXTS[10167]))
+            return True, conn.md_type
+        conn.send(p.error(req_id, 10168, ERROR_TEXTS[10168]))
+        return None
 
     def _on_cancelMktData(self, conn: _Connection, r: FieldReader) -> None:
         r.integer()
@@ -692,6 +749,11 @@ class SimTWS:
                 out.append((("size", 21), q.avg_volume))
             if "236" in gen:
                 out.append((("generic", 46), 3.0))
+            if "456" in gen:
+                # IB Dividends: generic tick 456 -> tick string 59 (notes/ib-behaviour.md §f).
+                out.append(
+                    (("string", 59), dividend_tick(inst.symbol, when.astimezone(NEW_YORK).date()))
+                )
             return out
         oq = self.market.option_quote(inst, when)
         out += [
@@ -729,6 +791,13 @@ class SimTWS:
         try:
             if req.what_if:
                 state = self.broker.what_if(req)
+                if self._unanswered_what_ifs > 0:
+                    # TWS can first send an openOrder holding only warningText and unset
+                    # values (erdewit/ib_insync#380): ib_async keeps waiting for a real one.
+                    self._unanswered_what_ifs -= 1
+                    state = p.OrderStateView(
+                        status="PreSubmitted", warning_text="Preview not available yet"
+                    )
                 contract, _inst, _legs = self.broker._resolve(req)
                 view = p.OpenOrderView(
                     order_id=req.order_id,
@@ -750,13 +819,57 @@ class SimTWS:
         except OrderRejected as exc:
             conn.send(p.error(req.order_id, exc.code, exc.text, exc.advanced_json))
             live = self.broker.orders.get((conn.client_id, req.order_id))
-            if not req.what_if and live is not None and live.is_active:
+            if (
+                self.resend_after_refused_modification
+                and not req.what_if
+                and live is not None
+                and live.is_active
+            ):
                 # A refused modification leaves the order working as it was; say so, since
                 # ib_async marks the trade ValidationError or Cancelled on the error alone.
                 self._send_order(conn, live)
             return
         if self.link_up:
             self.broker.step()
+
+    def _on_exerciseOptions(self, conn: _Connection, r: FieldReader) -> None:
+        """exerciseOptions (message 21, version 2 as ib_async 2.1.0 sends it at v178: no
+        manualOrderTime): reqId, the contract without primaryExchange, action, quantity,
+        account, override. Refusals answer error 321 on the request id; a done exercise
+        shows as position and account changes (see :mod:`.expiry`)."""
+        r.integer()  # version
+        req_id = r.integer()
+        wc = WireContract(
+            con_id=r.integer(),
+            symbol=r.text(),
+            sec_type=r.text(),
+            last_trade_date=r.text(),
+            strike=r.double() or 0.0,
+            right=r.text(),
+            multiplier=r.text(),
+            exchange=r.text(),
+            currency=r.text(),
+            local_symbol=r.text(),
+            trading_class=r.text(),
+        )
+        action = r.integer()
+        quantity = r.integer()
+        account = r.text()
+        r.integer()  # override: ignored, the simulator has no exercise limits to override
+        inst = self._instrument(dataclasses.replace(wc, exchange=""))
+        if not isinstance(inst, OptionContract):
+            conn.send(p.error(req_id, 200, ERROR_TEXTS[200]))
+            return
+        try:
+            changed = exercise(
+                self.broker, account, inst, wc.exchange, action, quantity, self.clock.now()
+            )
+        except ExerciseRefused as exc:
+            conn.send(p.error(req_id, exc.code, exc.text))
+            return
+        self.exercise_requests.append((account, inst.con_id, action, quantity))
+        if changed:
+            self._push_account_changes(account, changed)
 
     def _on_cancelOrder(self, conn: _Connection, r: FieldReader) -> None:
         r.integer()
@@ -1225,6 +1338,12 @@ class SimTWS:
             advanced_json,
         )
 
+    def what_if_unanswered(self, count: int = 1) -> None:
+        """The next ``count`` what-ifs get only a warning-only openOrder with every value
+        unset (what TWS sends before a real preview, or instead of one): ib_async 2.1.0's
+        ``whatIfOrderAsync`` then waits forever."""
+        self._unanswered_what_ifs += count
+
     def partial_fill_next_order(self, quantities: list[float]) -> None:
         """The next order fills in these slices, one per step (the rest keeps working)."""
         self.broker.partial_fill_next_order(quantities)
@@ -1233,10 +1352,28 @@ class SimTWS:
         """The next order cannot fill until the simulated clock has moved ``seconds``."""
         self.broker.delay_next_fill(seconds)
 
-    def entitlement(self, *, live: bool = True, delayed: bool = True) -> None:
-        """Market-data permissions: live off -> 354 for live requests, 10167 + delayed ticks
-        for reqMarketDataType(3); delayed off too -> 10168."""
-        self.entitlement_state = Entitlement(live=live, delayed=delayed)
+    def entitlement(
+        self,
+        *,
+        live: bool = True,
+        delayed: bool = True,
+        api_subscription: bool = True,
+        competing_session: bool = False,
+        advisory: int | None = None,
+    ) -> None:
+        """Market-data permissions (see :class:`Entitlement`): live off -> 354 for live
+        requests, 10167 + delayed ticks for reqMarketDataType(3/4); delayed off too -> 10168;
+        ``api_subscription=False`` -> 10089; ``competing_session`` -> 10197; ``advisory``
+        10090 / 10091 sent before data that keeps coming."""
+        if advisory not in (None, 10090, 10091):
+            raise ValueError("advisory is 10090 or 10091")
+        self.entitlement_state = Entitlement(
+            live=live,
+            delayed=delayed,
+            api_subscription=api_subscription,
+            competing_session=competing_session,
+            advisory=advisory,
+        )
 
     def press_transmit(self, order_ref: str) -> bool:
         """What the person does in TWS for an order sent with ``transmit=False``: transmit it.

@@ -443,3 +443,227 @@ async def test_orders_are_refused_while_not_connected(sim: SimTWS, h: BrokerHarn
 
     assert type(reply).__name__ == "NotConnected"
     assert not placed(sim, "ref-offline")
+
+
+# ---------------------------------------------------------------------- IB's rules (issue 19)
+
+
+async def test_combo_stop_goes_out_as_stp_with_the_bid_ask_trigger(
+    sim: SimTWS, h: BrokerHarness
+) -> None:
+    [(long, long_q), (short, short_q)] = await options(h, [220.0, 230.0])
+    value = round(long_q.bid - short_q.ask, 2)  # type: ignore[operator]
+    stop = spec(
+        "ref-bag-stop",
+        (option_leg(long, "SELL"), option_leg(short, "BUY")),
+        1,
+        order_type="STP",
+        stop_price=round(-(value - 1.0), 2),
+        tif="GTC",
+    )
+    reply = await h.connection.call(PlaceOrder(spec=stop), timeout=5)
+    assert isinstance(reply, OrderPlaced)
+    [received] = placed(sim, "ref-bag-stop")
+    assert received.request.order_type == "STP" and received.request.trigger_method == 4
+
+
+async def test_a_refused_modification_never_makes_the_live_order_look_cancelled(
+    sim: SimTWS, h: BrokerHarness
+) -> None:
+    # Real TWS may not resend the order after refusing a change; the desk must re-read it.
+    sim.resend_after_refused_modification = False
+    [(long, _lq), (short, _sq)] = await options(h, [220.0, 230.0])
+    legs = (option_leg(long, "SELL"), option_leg(short, "BUY"))
+    stop = spec("ref-mod-stop", legs, 1, order_type="STP", stop_price=-1.0, tif="GTC")
+    placed_reply = await h.connection.call(PlaceOrder(spec=stop), timeout=5)
+    assert isinstance(placed_reply, OrderPlaced)
+    # STP LMT on a BAG: IB refuses with 387; ib_async marks the trade Cancelled on it.
+    changed = spec(
+        "ref-mod-stop",
+        legs,
+        1,
+        order_type="STP LMT",
+        stop_price=-1.0,
+        limit_price=-0.8,
+        tif="GTC",
+    )
+    reply = await h.connection.call(
+        ModifyOrder(order_id=placed_reply.order_id, spec=changed), timeout=5
+    )
+    assert isinstance(reply, OrderRejected) and reply.code == 387
+    assert "still working" in reply.message
+    [live] = [o for o in sim.broker.orders.values() if o.order_ref == "ref-mod-stop"]
+    assert live.is_active and live.order_type == "STP"
+    cancel = await h.connection.call(CancelOrder(order_ref="ref-mod-stop"), timeout=5)
+    assert isinstance(cancel, CancelRequested)
+    assert not live.is_active
+
+
+async def test_a_what_if_without_a_populated_preview_ends_at_its_deadline(
+    sim: SimTWS, h: BrokerHarness
+) -> None:
+    from sumppump.messages.orders import WhatIfUnanswered
+
+    [(call, quote)] = await options(h, [225.0])
+    sim.what_if_unanswered(1)
+    order = spec("ref-wi", (option_leg(call, "BUY"),), 1, limit_price=quote.ask)
+    reply = await h.connection.call(WhatIf(spec=order), timeout=2)
+    assert isinstance(reply, WhatIfUnanswered) and reply.order_ref == "ref-wi"
+    assert 0 < reply.waited_seconds < 2
+    assert not sim.broker.orders
+    again = await h.connection.call(WhatIf(spec=order), timeout=5)
+    assert isinstance(again, WhatIfResult)
+
+
+async def test_unset_what_if_values_are_not_given() -> None:
+    # Outside regular hours IB's preview can carry valid margins with an unset commission
+    # (1.7976931348623157E308, ib_insync#380): it must read as "not given", never a number.
+    async with SimTWS(seed=7, scenario="after_hours") as sim:
+        sim.broker.unset_commission_outside_rth = True
+        with no_decoder_errors():
+            async with connection_harness(sim.port) as h:
+                await h.wait_for(lambda e: isinstance(e, ConnectionUp))
+                con_id = await stock_con_id(h)
+                leg = OrderLeg(
+                    con_id=con_id,
+                    symbol="AAPL",
+                    sec_type="STK",
+                    action="BUY",
+                    ratio=1,
+                    multiplier=1.0,
+                )
+                order = spec("ref-unset", (leg,), 10, limit_price=100.0)
+                reply = await h.connection.call(WhatIf(spec=order), timeout=5)
+    assert isinstance(reply, WhatIfResult)
+    assert reply.init_margin_change is not None and reply.init_margin_change > 0
+    assert reply.commission is None and reply.min_commission is None
+    assert reply.max_commission is None
+
+
+async def test_a_finished_oca_group_name_is_never_sent_again(sim: SimTWS, h: BrokerHarness) -> None:
+    from sumppump.actors.order_building import new_oca_group
+    from sumppump.actors.order_desk import LOCAL_REFUSAL
+
+    [(call, quote)] = await options(h, [225.0])
+    low = round(quote.bid / 2, 2)  # type: ignore[operator]
+    first = spec(
+        "ref-oca-1",
+        (option_leg(call, "BUY"),),
+        1,
+        limit_price=low,
+        oca_group="G-used",
+        oca_type=2,
+    )
+    assert isinstance(await h.connection.call(PlaceOrder(spec=first), timeout=5), OrderPlaced)
+    cancelled = await h.connection.call(CancelOrder(order_ref="ref-oca-1"), timeout=5)
+    assert isinstance(cancelled, CancelRequested)
+    second = msgspec_replace(first, order_ref="ref-oca-2")
+    reply = await h.connection.call(PlaceOrder(spec=second), timeout=5)
+    assert isinstance(reply, OrderRejected) and reply.code == LOCAL_REFUSAL
+    assert "never accepts a group name twice" in reply.message
+    assert not placed(sim, "ref-oca-2")
+    names = {new_oca_group("stop-AAPL") for _ in range(50)}
+    assert len(names) == 50 and all(n.startswith("stop-AAPL-") for n in names)
+
+
+def msgspec_replace(order: OrderSpec, **changes: object) -> OrderSpec:
+    import msgspec
+
+    return msgspec.structs.replace(order, **changes)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- exercise (issue 20)
+
+
+@pytest.fixture
+async def expiry_h() -> AsyncIterator[tuple[SimTWS, BrokerHarness]]:
+    async with SimTWS(seed=0, scenario="expiry_day") as sim:
+        with no_decoder_errors():
+            async with connection_harness(sim.port) as harness:
+                await harness.wait_for(lambda e: isinstance(e, ConnectionUp))
+                yield sim, harness
+
+
+def _long_itm_call(sim: SimTWS) -> tuple[int, float]:
+    acct = sim.broker.accounts[ACCOUNT]
+    pos = next(
+        p
+        for p in acct.positions.values()
+        if p.instrument.sec_type == "OPT" and p.quantity > 0 and p.instrument.right == "C"  # type: ignore[union-attr]
+    )
+    return pos.instrument.con_id, pos.instrument.strike  # type: ignore[union-attr]
+
+
+def _shares(sim: SimTWS) -> float:
+    und = sim.catalog.underlying("AAPL")
+    assert und is not None
+    return sim.broker.accounts[ACCOUNT].positions[und.con_id].quantity
+
+
+async def test_exercise_through_the_desk_reports_the_shares_delivered(
+    expiry_h: tuple[SimTWS, BrokerHarness],
+) -> None:
+    from sumppump.messages.orders import ExerciseDone, ExerciseOption
+
+    sim, h = expiry_h
+    con_id, strike = _long_itm_call(sim)
+    cash_before = sim.broker.accounts[ACCOUNT].cash
+    reply = await h.connection.call(
+        ExerciseOption(
+            con_id=con_id, symbol="AAPL", account=ACCOUNT, quantity=1, action="exercise"
+        ),
+        timeout=8,
+    )
+    assert isinstance(reply, ExerciseDone) and reply.confirmed
+    assert (reply.option_position_before, reply.option_position_after) == (2.0, 1.0)
+    assert (reply.shares_before, reply.shares_after) == (200.0, 300.0)
+    assert _shares(sim) == 300.0
+    assert sim.broker.accounts[ACCOUNT].cash == pytest.approx(cash_before - 100 * strike)
+
+
+async def test_lapse_instruction_is_sent_but_never_called_confirmed(
+    expiry_h: tuple[SimTWS, BrokerHarness],
+) -> None:
+    from sumppump.messages.orders import ExerciseDone, ExerciseOption
+
+    sim, h = expiry_h
+    con_id, _strike = _long_itm_call(sim)
+    reply = await h.connection.call(
+        ExerciseOption(con_id=con_id, symbol="AAPL", account=ACCOUNT, quantity=2, action="lapse"),
+        timeout=5,
+    )
+    assert isinstance(reply, ExerciseDone) and not reply.confirmed
+    assert reply.option_position_after == 2.0 and "lapse" in reply.detail
+    assert sim.exercise_requests == [(ACCOUNT, con_id, 2, 2)]
+
+
+async def test_exercise_refusals_local_and_ibs(expiry_h: tuple[SimTWS, BrokerHarness]) -> None:
+    import datetime as dt
+
+    from sumppump.actors.order_desk import LOCAL_REFUSAL
+    from sumppump.messages.orders import ExerciseOption
+    from sumppump.tws_sim.clock import NEW_YORK
+    from sumppump.tws_sim.scenarios import EXPIRY_DAY
+
+    sim, h = expiry_h
+    con_id, _strike = _long_itm_call(sim)
+
+    def ask(**kw: object) -> ExerciseOption:
+        base: dict[str, object] = {
+            "con_id": con_id,
+            "symbol": "AAPL",
+            "account": ACCOUNT,
+            "quantity": 1,
+            "action": "exercise",
+        }
+        return ExerciseOption(**{**base, **kw})  # type: ignore[arg-type]
+
+    smart = await h.connection.call(ask(exchange="SMART"), timeout=5)
+    assert isinstance(smart, OrderRejected) and smart.code == LOCAL_REFUSAL
+    too_many = await h.connection.call(ask(quantity=5), timeout=5)
+    assert isinstance(too_many, OrderRejected) and too_many.code == LOCAL_REFUSAL
+    assert not sim.requests_named("exerciseOptions")
+    sim.clock.set(dt.datetime.combine(EXPIRY_DAY, dt.time(17, 26), NEW_YORK))
+    late = await h.connection.call(ask(), timeout=5)
+    assert isinstance(late, OrderRejected) and late.code == 321 and "17:25" in late.message
+    assert _shares(sim) == 200.0

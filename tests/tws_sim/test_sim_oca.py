@@ -226,7 +226,11 @@ async def test_an_order_joining_an_executed_group_is_cancelled_at_once(sim: SimT
     assert positions(ib)[stock.conId][0] == 100
 
 
-async def test_a_group_whose_orders_were_all_cancelled_can_be_joined(sim: SimTWS, ib: IB) -> None:
+async def test_a_group_name_is_never_reused_even_after_its_orders_were_cancelled(
+    sim: SimTWS, ib: IB
+) -> None:
+    # IB: "Once you use a name, you cannot use it again even after the order fills or is
+    # canceled" (TWS guide, Miscellaneous order fields; notes/ib-behaviour.md §c).
     stock, bid, _ask, last = await aapl(ib)
     stop = ib.placeOrder(
         stock, StopOrder("SELL", 100, round(last - 15, 2), ocaGroup="AGAIN", ocaType=2)
@@ -235,7 +239,11 @@ async def test_a_group_whose_orders_were_all_cancelled_can_be_joined(sim: SimTWS
     ib.cancelOrder(stop.order)
     await wait_for_status(stop, "Cancelled")
     close = ib.placeOrder(stock, LimitOrder("SELL", 100, bid, ocaGroup="AGAIN", ocaType=2))
-    await wait_for_status(close, "Filled")
+    await wait_for_status(close, "Cancelled")
+    await settle()
+    assert not close.fills and positions(ib)[stock.conId][0] == 200
+    fresh = ib.placeOrder(stock, LimitOrder("SELL", 100, bid, ocaGroup="AGAIN-2", ocaType=2))
+    await wait_for_status(fresh, "Filled")
 
 
 # --- modification ----------------------------------------------------------------------------

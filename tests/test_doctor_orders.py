@@ -1,0 +1,94 @@
+"""``doctor --orders`` against the simulator: every shape previewed with what-if, nothing placed,
+IB's refusal of the old combo stop shape (387) reported and kept for the day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from sumppump.actors.connection import ConnectionActor, ReconnectPolicy
+from sumppump.actors.rate_limiter import RateLimiter
+from sumppump.actors.runtime import start_actor
+from sumppump.doctor_orders import (
+    SHAPES,
+    OrdersReport,
+    load_report,
+    render_table,
+    run_orders_check,
+    shape_refusal,
+)
+from sumppump.settings import Settings
+from sumppump.tws_sim import SimTWS
+from tests.support.ib_harness import no_decoder_errors
+
+pytestmark = pytest.mark.anyio
+
+TODAY = dt.date(2026, 11, 25)
+FAST: ReconnectPolicy = ReconnectPolicy(first=0.2, cap=1.0, jitter=0.0, client_id_clash_wait=0.2)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def run(sim: SimTWS, directory: Path) -> OrdersReport | str:
+    settings = Settings(tws_port=sim.port, connect_timeout_s=2.0)
+    with no_decoder_errors():
+        async with (
+            start_actor(
+                lambda: RateLimiter(
+                    message_rate=settings.message_rate, lines_budget=settings.market_data_lines
+                ),
+                name="t.rate_limiter",
+            ) as limiter,
+            start_actor(
+                lambda: ConnectionActor(settings, rate_limiter=limiter, policy=FAST),
+                name="t.connection",
+            ) as connection,
+        ):
+            return await run_orders_check(connection, today=TODAY, directory=directory)
+
+
+async def test_every_shape_is_previewed_and_nothing_is_placed(tmp_path: Path) -> None:
+    async with SimTWS(seed=3) as sim:
+        report = await run(sim, tmp_path)
+        assert isinstance(report, OrdersReport), report
+        assert not sim.broker.orders and not sim.broker.executions
+        assert sim.orders_received and all(o.what_if for o in sim.orders_received)
+    outcomes = {r.shape: r for r in report.results}
+    assert tuple(outcomes) == SHAPES
+    old = outcomes["old combo stop (BAG STP LMT)"]
+    assert (old.outcome, old.code) == ("refused", 387)
+    assert "Unsupported order type" in old.text
+    assert all(r.outcome == "accepted" for s, r in outcomes.items() if s != old.shape), outcomes
+    assert report.account == "U1234567" and report.stock_data == "live"
+    assert report.option_data == "live"
+    table = render_table(report)
+    assert "387: Unsupported order type" in table and "nothing placed" in table
+    # Combo stops went out as STP with the bid/ask trigger; the OCA pair shares one new group.
+    bag_stops = [
+        o.request
+        for o in sim.orders_received
+        if o.request.contract.sec_type == "BAG" and o.request.order_type == "STP"
+    ]
+    assert bag_stops and all(r.trigger_method == 4 for r in bag_stops)
+    groups = {o.request.oca_group for o in sim.orders_received if o.request.oca_group}
+    assert len(groups) == 1 and groups.pop().startswith("doctor-AAPL-")
+
+
+async def test_the_report_is_kept_for_the_day_and_previews_can_quote_it(tmp_path: Path) -> None:
+    async with SimTWS(seed=3) as sim:
+        report = await run(sim, tmp_path)
+    assert isinstance(report, OrdersReport)
+    kept = load_report("U1234567", TODAY, tmp_path)
+    assert kept == report
+    assert load_report("U1234567", TODAY + dt.timedelta(days=1), tmp_path) is None
+    said = shape_refusal(kept, "old combo stop (BAG STP LMT)", TODAY)
+    assert said is not None and said.startswith("IB refused this stop shape on your account")
+    assert "387" in said
+    assert shape_refusal(kept, "debit spread stop (BAG STP, trigger bid/ask)", TODAY) is None
+    assert shape_refusal(kept, "old combo stop (BAG STP LMT)", TODAY + dt.timedelta(1)) is None
+    assert shape_refusal(None, "old combo stop (BAG STP LMT)", TODAY) is None
