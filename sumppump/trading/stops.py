@@ -55,7 +55,6 @@ from sumppump.trading.reconciliation import is_done, state_of
 from sumppump.trading.refusals import refused
 
 __all__ = [
-    "COMBO_STOP_LIMIT_FRACTION",
     "OCA_REDUCE",
     "OPTION_STOP_FRACTION",
     "STOCK_STOP_FRACTION",
@@ -89,8 +88,6 @@ OCA_REDUCE: Final = 2
 #: Stop suggestions: give up half the premium of long options/debit structures, 8 % of stock.
 OPTION_STOP_FRACTION: Final = 0.5
 STOCK_STOP_FRACTION: Final = 0.08
-#: A combo stop's limit: accept down to this share of the stop price as credit.
-COMBO_STOP_LIMIT_FRACTION: Final = 0.8
 
 
 def new_oca_group() -> str:
@@ -553,8 +550,10 @@ def plan_single_stop(
         epoch=epoch,
         account_kind=account_kind,
         warnings=(
-            "a stop becomes a market order when triggered: in a gap the fill can be "
+            "a stop (STP) becomes a market order when triggered: in a gap the fill can be "
             "worse than the stop price",
+            "an option stop triggers on IB's default for US options (double bid/ask), a stock "
+            "stop on the last trade",
         ),
     )
 
@@ -566,7 +565,6 @@ class ComboStop:
     ref: str
     spec: OrderSpec
     stop: float
-    limit: float
     entry: float
     quantity: int
 
@@ -594,8 +592,7 @@ def combo_stop(msg: PrepareStopLoss, ref: str, spec: OrderSpec, ledger: OrderLed
     fraction = (msg.stop_percent / 100) if msg.stop_percent is not None else OPTION_STOP_FRACTION
     stop = msg.stop_price if msg.stop_price is not None else entry * (1 - fraction)
     stop = round_to_tick(stop, 0.01)
-    limit = max(0.01, round_to_tick(stop * COMBO_STOP_LIMIT_FRACTION, 0.01))
-    return ComboStop(ref, spec, stop, limit, entry, max(1, int(tracked.filled)))
+    return ComboStop(ref, spec, stop, entry, max(1, int(tracked.filled)))
 
 
 def plan_combo_stop(
@@ -606,9 +603,14 @@ def plan_combo_stop(
     epoch: int,
     account_kind: AccountKind,
 ) -> CreatePreview | ExecutionRefused:
-    """A guaranteed BAG ``STP LMT`` that closes the combo (legs reversed, net price negative =
-    credit received), refused when the spread is already worth less than the stop."""
-    spec, stop, limit = target.spec, target.stop, target.limit
+    """A guaranteed BAG ``STP`` that closes the combo (legs reversed, net price negative =
+    credit received), refused when the spread is already worth less than the stop.
+
+    IB's order-type table lists BAG for STP but not for STP LMT, and a type a contract does
+    not allow is refused with 387 (IBKR Campus *Order Types*; notes/ib-behaviour.md §a). IB
+    simulates combo stops and triggers them on "Last" by default, which option combos rarely
+    print, so the order desk sends them with ``triggerMethod`` 4 (bid/ask)."""
+    spec, stop = target.spec, target.stop
     value = structure_mid(spec, quotes)
     if value is not None and stop >= value:
         return refused(
@@ -625,14 +627,13 @@ def plan_combo_stop(
         symbol=spec.symbol,
         legs=closing,
         quantity=target.quantity,
-        order_type="STP LMT",
+        order_type="STP",
         stop_price=-stop,
-        limit_price=-limit,
         tif="GTC",
         oca_group=stop_group(ledger, closing),
         oca_type=OCA_REDUCE,
     )
-    loss = (target.entry - limit) * price_multiplier(spec) * target.quantity
+    loss = (target.entry - stop) * price_multiplier(spec) * target.quantity
     return CreatePreview(
         order=order,
         symbol=spec.symbol,
@@ -640,16 +641,16 @@ def plan_combo_stop(
         description=f"protective stop for the spread opened as {target.ref}",
         max_loss=round(max(loss, 0.0), 2),
         max_gain=None,
-        net_debit=-limit,
+        net_debit=0.0,
         quote_snapshot=quotes,
         epoch=epoch,
         account_kind=account_kind,
         warnings=(
-            "IB holds stop orders on combos itself (simulated, not exchange-native) "
-            "and triggers on the combo's price as IB computes it; check the working "
-            "order in TWS",
-            f"when triggered it closes the spread for a credit of at least {limit:g} "
-            "per unit; if the market gaps below that it stays unfilled",
+            "a combo stop (STP) is held by IB itself (simulated, not exchange-native) and "
+            "triggers when the combo's bid/ask reaches the stop (triggerMethod 4); check the "
+            "working order in TWS",
+            "when triggered it closes the spread at market: in a gap the fill can be worse "
+            "than the stop price, so the loss can exceed the figure shown",
         ),
     )
 

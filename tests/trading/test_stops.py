@@ -79,7 +79,8 @@ def test_a_single_option_stop_sells_below_the_entry_and_refuses_a_crossed_market
     assert isinstance(crossed, ExecutionRefused) and crossed.code == ErrorCode.INVALID_ARGUMENT
 
 
-def test_a_combo_stop_closes_the_spread_for_a_credit() -> None:
+def test_a_combo_stop_is_a_bag_stp_that_closes_the_spread_for_a_credit() -> None:
+    # IB allows STP on a BAG but not STP LMT (notes/ib-behaviour.md §a).
     _, _, preview = stored()
     ledger = OrderLedger()
     record = placed(ledger, preview, status="Filled", filled=1, avg=3.2)
@@ -87,12 +88,14 @@ def test_a_combo_stop_closes_the_spread_for_a_credit() -> None:
     chosen = stops.choose_position(PrepareStopLoss(symbol="AAPL"), held, ledger, "AAPL")
     assert isinstance(chosen, tuple) and chosen[0] == record.ref
     target = stops.stop_target(PrepareStopLoss(symbol="AAPL"), chosen, ledger)
-    assert isinstance(target, stops.ComboStop) and (target.stop, target.limit) == (1.6, 1.28)
+    assert isinstance(target, stops.ComboStop) and target.stop == 1.6
     quotes = (quote(11, 5.0, 5.2), quote(12, 1.9, 2.1))
     terms = stops.plan_stop(target, quotes, ledger, epoch=1, account_kind="LIVE")
     assert isinstance(terms, CreatePreview)
-    assert terms.order.order_type == "STP LMT"
-    assert (terms.order.stop_price, terms.order.limit_price) == (-1.6, -1.28)
+    assert terms.order.order_type == "STP"
+    assert (terms.order.stop_price, terms.order.limit_price) == (-1.6, None)
+    assert terms.max_loss == round((3.2 - 1.6) * 100, 2)
+    assert any("triggerMethod 4" in w for w in terms.warnings)
     assert [leg.action for leg in terms.order.legs] == ["SELL", "BUY"]
 
 
