@@ -347,7 +347,7 @@ async def test_modify_of_a_cancelled_order_is_refused(app: App) -> None:
     assert code_of(answer) == "INVALID_ARGUMENT"
 
 
-async def test_moving_a_spread_stop_takes_the_spread_value_and_keeps_its_limit_below(
+async def test_moving_a_spread_stop_takes_the_spread_value_and_stays_a_bag_stop(
     app: App,
 ) -> None:
     _expiry, strikes, _ = await chain(app)
@@ -358,7 +358,7 @@ async def test_moving_a_spread_stop_takes_the_spread_value_and_keeps_its_limit_b
     change = await app.ok("modify_order", {"order_ref": stop_ref, "stop_price": 1.5})
     after = change["details"]["after"]
     assert after["stop_price"] == -1.5
-    assert -after["limit_price"] < 1.5
+    assert after["order_type"] == "STP" and "limit_price" not in after  # no STP LMT on a BAG
     through = await app.call("modify_order", {"order_ref": stop_ref, "stop_price": 100.0})
     assert (
         code_of(through) == "INVALID_ARGUMENT"
