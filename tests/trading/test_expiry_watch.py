@@ -4,6 +4,7 @@ worthless expiry, early assignment before a dividend, and checks that could not 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Literal
 
 from hypothesis import given
@@ -54,7 +55,7 @@ def watch(
     today: dt.date = WED,
     funds: float | None = 10_000.0,
     marks: dict[int, float] | None = None,
-    dividends: dict[str, Dividend | None] | None = None,
+    dividends: Mapping[str, Dividend | None] | None = None,
 ) -> ExpiryWatch:
     quotes = {cid: Quote(con_id=cid, bid=m, ask=m) for cid, m in (marks or {}).items()}
     return watch_expiries(
