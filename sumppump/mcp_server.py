@@ -843,6 +843,7 @@ def create_app(
         return _ok(service, orders, f"{len(orders.orders)} open orders: {lines or 'none'}.")
 
     _register_trading_tools(app, service)
+    __import__("sumppump.tools.portfolio", fromlist=["register"]).register(app, service)
     _install_order_ticket(app, service)
     if simulated and os.environ.get("SUMPPUMP_SIM_FAULT_HOOK") == "1":
         _register_fault_hook(app, service)

@@ -1,0 +1,191 @@
+"""``get_portfolio``: the book as structures with P&L, risk, dollar greeks, stops and the
+expiry watch (DESIGN.md §7).
+
+Gathers from the connection actor what TWS reports (positions, account, open orders, fresh
+quotes with model greeks for every held contract and each underlying) and hands it to the pure
+cores :mod:`sumppump.trading.portfolio` and :mod:`sumppump.trading.expiry_watch`; the answer
+is rendered by :mod:`sumppump.rendering.portfolio`.
+
+Quotes are asked of the connection actor (``FetchQuotes``), not of the chain cache: the chain
+cache's ``GetLegQuotes`` switches the session's current symbol, which voids the open previews
+of the previous one, and a read of the whole book must change nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from fastmcp import FastMCP
+from fastmcp.tools.base import ToolResult
+from mcp.types import TextContent
+
+from sumppump.messages.common import Quote
+from sumppump.messages.connection import (
+    AccountSnapshot,
+    FetchAccount,
+    FetchOpenOrders,
+    FetchPositions,
+    FetchQuotes,
+    OpenOrders,
+    PositionInfo,
+    Positions,
+    Quotes,
+    QuoteTarget,
+    ResolveStock,
+    StockResolved,
+)
+from sumppump.messages.orders import FetchOrderBook, OrderBook
+from sumppump.rendering.portfolio import (
+    PortfolioResult,
+    portfolio_result,
+    portfolio_structured,
+    portfolio_text,
+)
+from sumppump.trading.expiry_watch import ExpiryWatch, watch_expiries
+from sumppump.trading.portfolio import WorkingOrder, value_portfolio
+
+if TYPE_CHECKING:
+    from sumppump.mcp_server import Service
+
+__all__ = ["gather_book", "occ_symbol", "register"]
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def occ_symbol(p: PositionInfo) -> str:
+    """The OCC (OSI) symbol IB uses as a US equity option's localSymbol:
+    ``AAPL  261218C00200000`` (root padded to 6, YYMMDD, right, strike × 1000 on 8 digits)."""
+    expiry = (p.expiry or "").replace("-", "")
+    return f"{p.symbol:<6}{expiry[2:]}{p.right}{round((p.strike or 0.0) * 1000):08d}"
+
+
+def _today(service: Service) -> dt.date:
+    now = service.now() if service.now is not None else dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.UTC)
+    return now.astimezone(NEW_YORK).date()
+
+
+def _spot(quote: Quote | None, stock: PositionInfo | None) -> float | None:
+    if quote is not None and quote.mid is not None:
+        return quote.mid
+    if quote is not None and quote.last is not None and quote.last > 0:
+        return quote.last
+    if stock is not None and stock.market_price:
+        return stock.market_price
+    return None
+
+
+def _working_orders(
+    book: OrderBook | None, listed: OpenOrders, held: list[PositionInfo]
+) -> tuple[WorkingOrder, ...]:
+    """Open orders with the contracts they trade: a combo's from its legs, a single-leg
+    order's from its localSymbol (OCC symbol for an option, the ticker for shares)."""
+    by_local = {occ_symbol(p) if p.sec_type == "OPT" else p.symbol: p.con_id for p in held}
+    described = {o.order_id: o.description for o in listed.orders}
+    orders = []
+    for rec in book.open if book is not None else ():
+        con_ids = rec.leg_con_ids
+        if not con_ids:
+            con_id = by_local.get(described.get(rec.order_id, ""))
+            con_ids = (con_id,) if con_id is not None else ()
+        orders.append(
+            WorkingOrder(
+                order_ref=rec.order_ref,
+                order_type=rec.order_type,
+                action=rec.action,
+                quantity=rec.quantity,
+                status=rec.status,
+                con_ids=con_ids,
+                stop_price=rec.stop_price,
+                limit_price=rec.limit_price,
+            )
+        )
+    return tuple(orders)
+
+
+async def gather_book(service: Service) -> tuple[PortfolioResult, ExpiryWatch]:
+    """Ask TWS (through the connection actor) for everything the book needs and value it.
+
+    Raises the tool failures of :meth:`Service.ask` (not connected, pacing, …)."""
+    from sumppump.mcp_server import _expect
+
+    await service.connection_state()
+    positions = _expect(await service.ask("connection", FetchPositions()), Positions)
+    account = _expect(await service.ask("connection", FetchAccount()), AccountSnapshot)
+    listed = _expect(await service.ask("connection", FetchOpenOrders()), OpenOrders)
+    notes: list[str] = []
+    reply = await service.ask("connection", FetchOrderBook())
+    book = reply if isinstance(reply, OrderBook) else None
+    if book is None:
+        notes.append("open orders' contracts unavailable: stops not matched")
+    held = [p for p in positions.positions if abs(p.quantity) > 1e-9]
+    stocks = {p.symbol: p for p in held if p.sec_type != "OPT"}
+    targets = [
+        QuoteTarget(
+            con_id=p.con_id, symbol=p.symbol, sec_type="OPT" if p.sec_type == "OPT" else "STK"
+        )
+        for p in held
+    ]
+    underlying: dict[str, int] = {s: p.con_id for s, p in stocks.items()}
+    for symbol in sorted({p.symbol for p in held} - set(stocks)):
+        resolved = _expect(
+            await service.ask("connection", ResolveStock(symbol=symbol)), StockResolved
+        )
+        underlying[symbol] = resolved.contract.con_id
+        targets.append(QuoteTarget(con_id=resolved.contract.con_id, symbol=symbol, sec_type="STK"))
+    quotes: dict[int, Quote] = {}
+    if targets:
+        got = _expect(await service.ask("connection", FetchQuotes(targets=tuple(targets))), Quotes)
+        quotes = {q.con_id: q for q in got.quotes}
+        if got.missing:
+            notes.append(f"{len(got.missing)} quotes did not arrive in time")
+        notes.extend(got.notices)
+    spots = {s: _spot(quotes.get(cid), stocks.get(s)) for s, cid in underlying.items()}
+    today = _today(service)
+    portfolio = value_portfolio(
+        held,
+        quotes=quotes,
+        spots=spots,
+        orders=_working_orders(book, listed, held),
+        account=account,
+        today=today,
+    )
+    watch = watch_expiries(
+        held,
+        quotes=quotes,
+        spots=spots,
+        available_funds=account.available_funds,
+        today=today,
+        dividends=None,  # IB's tick 456 is not fetched yet: the dividend check says so
+    )
+    return portfolio_result(portfolio, watch, tuple(notes)), watch
+
+
+def register(app: FastMCP[Any], service: Service) -> None:
+    """Add ``get_portfolio`` to ``app``."""
+    from sumppump.mcp_server import _read, _schema_of, _tool_body
+
+    @app.tool(
+        annotations=_read("Portfolio: structures, P&L, greeks, stops, expiry watch"),
+        output_schema=_schema_of(PortfolioResult),
+    )
+    @_tool_body
+    async def get_portfolio() -> ToolResult:
+        """Every holding grouped into structures (spreads, straddles, covered calls, collars,
+        singles), each with quantity, entry, mark, unrealised P&L ($ and %), today's P&L, max
+        loss still at risk, net greeks in dollars (delta $, gamma, theta per day, vega), days
+        to expiry, distance to each breakeven and its protective stop; account totals; and the
+        expiry and assignment watch (in-the-money expiries with the cash they need, options
+        expiring worthless, dividend assignment risk) with what can be done and which tool."""
+        result, _watch = await gather_book(service)
+        data = portfolio_structured(result)
+        data["environment"] = service.kind
+        label = f"[{service.kind}] " if service.kind in ("LIVE", "SIMULATED") else ""
+        text = portfolio_text(result)
+        data["summary"] = text.split("\n", 1)[0]
+        return ToolResult(
+            content=[TextContent(type="text", text=label + text)], structured_content=data
+        )
