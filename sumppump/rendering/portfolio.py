@@ -66,6 +66,10 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.1f}%"
 
 
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}%"
+
+
 def _greeks(g: DollarGreeks | None) -> str:
     if g is None:
         return "greeks n/a"
@@ -131,7 +135,7 @@ def _totals(t: AccountTotals, count: int) -> str:
     risk = (
         "n/a (a structure's risk is unbounded or unknown)"
         if t.max_loss_at_risk is None
-        else f"{_money(t.max_loss_at_risk)} ({_pct(t.at_risk_pct_of_net_liq)} of net liq)"
+        else f"{_money(t.max_loss_at_risk)} ({_share(t.at_risk_pct_of_net_liq)} of net liq)"
     )
     return (
         f"Account {t.account_id} ({t.currency}): net liquidation {_money(t.net_liquidation)}, "
@@ -170,4 +174,5 @@ def portfolio_text(result: PortfolioResult) -> str:
 
 def expiry_status_line(watch: ExpiryWatch) -> str:
     """The one line ``get_status`` shows for the expiry watch."""
-    return summary_line(watch)
+    line = summary_line(watch)
+    return line if not watch.warnings else line.rstrip(".") + " (details: get_portfolio)."

@@ -39,17 +39,18 @@ from sumppump.messages.connection import (
 from sumppump.messages.orders import FetchOrderBook, OrderBook
 from sumppump.rendering.portfolio import (
     PortfolioResult,
+    expiry_status_line,
     portfolio_result,
     portfolio_structured,
     portfolio_text,
 )
 from sumppump.trading.expiry_watch import ExpiryWatch, watch_expiries
-from sumppump.trading.portfolio import WorkingOrder, value_portfolio
+from sumppump.trading.portfolio import STOP_TYPES, WorkingOrder, value_portfolio
 
 if TYPE_CHECKING:
     from sumppump.mcp_server import Service
 
-__all__ = ["gather_book", "occ_symbol", "register"]
+__all__ = ["expiry_status", "gather_book", "occ_symbol", "register"]
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -80,17 +81,31 @@ def _spot(quote: Quote | None, stock: PositionInfo | None) -> float | None:
 
 def _working_orders(
     book: OrderBook | None, listed: OpenOrders, held: list[PositionInfo]
-) -> tuple[WorkingOrder, ...]:
-    """Open orders with the contracts they trade: a combo's from its legs, a single-leg
-    order's from its localSymbol (OCC symbol for an option, the ticker for shares)."""
-    by_local = {occ_symbol(p) if p.sec_type == "OPT" else p.symbol: p.con_id for p in held}
+) -> tuple[tuple[WorkingOrder, ...], int]:
+    """Open orders with the contracts they trade, and how many stop orders could not be tied
+    to a contract.
+
+    A combo's contracts are its legs. A single-leg order is known only by its description
+    (IB's localSymbol, else the ticker): an OCC symbol names one option; a bare ticker names
+    the shares only when no option of that symbol is held, because ib_async keeps the
+    contract an order was placed with (by conId, without localSymbol), so one of our option
+    orders is described by its ticker too. Anything else stays untied, never guessed."""
+    by_local = {occ_symbol(p): p.con_id for p in held if p.sec_type == "OPT"}
+    optioned = {p.symbol for p in held if p.sec_type == "OPT"}
+    for p in held:
+        if p.sec_type != "OPT" and p.symbol not in optioned:
+            by_local[p.symbol] = p.con_id
     described = {o.order_id: o.description for o in listed.orders}
     orders = []
+    untied = 0
     for rec in book.open if book is not None else ():
         con_ids = rec.leg_con_ids
         if not con_ids:
             con_id = by_local.get(described.get(rec.order_id, ""))
             con_ids = (con_id,) if con_id is not None else ()
+        if not con_ids:
+            untied += rec.order_type in STOP_TYPES
+            continue
         orders.append(
             WorkingOrder(
                 order_ref=rec.order_ref,
@@ -103,7 +118,7 @@ def _working_orders(
                 limit_price=rec.limit_price,
             )
         )
-    return tuple(orders)
+    return tuple(orders), untied
 
 
 async def gather_book(service: Service) -> tuple[PortfolioResult, ExpiryWatch]:
@@ -143,13 +158,19 @@ async def gather_book(service: Service) -> tuple[PortfolioResult, ExpiryWatch]:
         if got.missing:
             notes.append(f"{len(got.missing)} quotes did not arrive in time")
         notes.extend(got.notices)
+    orders, untied = _working_orders(book, listed, held)
+    if untied:
+        notes.append(
+            f"{untied} stop order(s) could not be tied to a position (TWS did not say which "
+            "contract they trade); see get_open_orders"
+        )
     spots = {s: _spot(quotes.get(cid), stocks.get(s)) for s, cid in underlying.items()}
     today = _today(service)
     portfolio = value_portfolio(
         held,
         quotes=quotes,
         spots=spots,
-        orders=_working_orders(book, listed, held),
+        orders=orders,
         account=account,
         today=today,
     )
@@ -162,6 +183,19 @@ async def gather_book(service: Service) -> tuple[PortfolioResult, ExpiryWatch]:
         dividends=None,  # IB's tick 456 is not fetched yet: the dividend check says so
     )
     return portfolio_result(portfolio, watch, tuple(notes)), watch
+
+
+async def expiry_status(service: Service) -> str:
+    """The expiry watch as one line for ``get_status``: reads the whole book (positions,
+    account, orders, one quote per held contract), so it costs what ``get_portfolio`` costs.
+    Any failure is said in the line, never raised."""
+    from sumppump.mcp_server import _Failure
+
+    try:
+        _result, watch = await gather_book(service)
+    except _Failure as failure:
+        return f"Expiry watch: not available ({failure.error.code}: {failure.error.message})."
+    return expiry_status_line(watch)
 
 
 def register(app: FastMCP[Any], service: Service) -> None:

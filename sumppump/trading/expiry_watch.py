@@ -378,4 +378,4 @@ def summary_line(watch: ExpiryWatch) -> str:
         "early_assignment": "early-assignment risk (dividend)",
     }
     parts = ", ".join(f"{n} {words[k]}" for k, n in counts.items())
-    return f"Expiry watch: {parts} — see get_portfolio."
+    return f"Expiry watch: {parts}."
