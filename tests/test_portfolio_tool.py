@@ -71,12 +71,13 @@ async def portfolio(app: App) -> tuple[dict[str, Any], str]:
 
 
 async def test_a_spread_a_covered_call_and_a_long_call_are_three_structures(app: App) -> None:
-    spread_ref = await open_filled(app, "MSFT", "bull_call_spread", [2, 4])
+    # one symbol, strikes that pair one way only: spread 0/2, covered call 3, long call 5
+    spread_ref = await open_filled(app, "AAPL", "bull_call_spread", [0, 2])
     await anyio.sleep(0.5)
-    stop = await app.ok("set_stop_loss", {"symbol": "MSFT", "position": spread_ref})
+    stop = await app.ok("set_stop_loss", {"symbol": "AAPL", "position": spread_ref})
     assert (await confirm(app, stop)).get("order_ref"), stop
-    await open_filled(app, "AAPL", "covered_call", [5])
-    await open_filled(app, "AAPL", "long_call", [3])
+    await open_filled(app, "AAPL", "covered_call", [3])
+    await open_filled(app, "AAPL", "long_call", [5])
 
     book, text = await portfolio(app)
     assert book["environment"] == "SIMULATED"
@@ -98,7 +99,7 @@ async def test_a_spread_a_covered_call_and_a_long_call_are_three_structures(app:
         by_name["covered call"],
         by_name["long call"],
     )
-    assert spread["symbol"] == "MSFT" and len(spread["legs"]) == 2
+    assert len(spread["legs"]) == 2 and spread["inferred"]
     assert len(spread["breakevens"]) == 1 and spread["days_to_expiry"] >= 7
     # covered call: 100 shares (delta 1 each) minus the short call's delta
     assert 0 < covered["greeks"]["delta_shares"] < 100

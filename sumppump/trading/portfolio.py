@@ -194,8 +194,13 @@ class Portfolio(msgspec.Struct, frozen=True, kw_only=True):
 def structures_of(
     positions: Iterable[PositionInfo], combos: Iterable[OpenedCombo] = ()
 ) -> tuple[tuple[Structure, bool], ...]:
-    """Every symbol's holdings as ``(structure, inferred)``: holdings' own grouping, then its
-    singles paired into spreads, straddles/strangles, protective puts and collars."""
+    """Every symbol's holdings as ``(structure, inferred)``: the combos SumpPump opened first;
+    then debit verticals among what is left (before shares claim a short call, so a spread
+    held beside shares stays a spread); then holdings' covered calls; then the singles paired
+    into collars, protective puts and long straddles/strangles.
+
+    Without ``combos`` the pairing is a reading of the legs, not a record: two spreads of one
+    expiry whose strikes interleave may be paired differently from how they were opened."""
     by_symbol: dict[str, list[PositionInfo]] = defaultdict(list)
     for p in positions:
         if abs(p.quantity) > _EPS:
@@ -206,20 +211,38 @@ def structures_of(
             combos_by_symbol[c.legs[0].symbol].append(c)
     found: list[tuple[Structure, bool]] = []
     for symbol in sorted(by_symbol):
-        grouped = group_structures(by_symbol[symbol], combos_by_symbol.get(symbol, ()))
-        found.extend(_pair_singles(grouped))
+        held = by_symbol[symbol]
+        opened = [
+            s for s in group_structures(held, combos_by_symbol.get(symbol, ())) if s.opened_by
+        ]
+        claimed: dict[int, float] = defaultdict(float)
+        for s in opened:
+            for leg in s.legs:
+                claimed[leg.position.con_id] += (1 if leg.long else -1) * leg.ratio * s.units
+        left = _Left(
+            (p, round(p.quantity - claimed[p.con_id]))
+            for p in held
+            if abs(p.quantity - claimed[p.con_id]) > _EPS
+        )
+        found.extend((s, False) for s in opened)
+        found.extend(_verticals(left))
+        rest = [
+            msgspec.structs.replace(p, quantity=float(left.qty[cid]))
+            for cid, p in left.pos.items()
+            if left.qty[cid] != 0
+        ]
+        found.extend(_pair_singles(group_structures(rest)))
     return tuple(found)
 
 
 class _Left:
     """Singles still unpaired: signed quantity per conId."""
 
-    def __init__(self, singles: Sequence[Structure]) -> None:
+    def __init__(self, held: Iterable[tuple[PositionInfo, int]]) -> None:
         self.qty: dict[int, int] = {}
         self.pos: dict[int, PositionInfo] = {}
-        for s in singles:
-            p = s.legs[0].position
-            self.qty[p.con_id] = s.units if s.legs[0].long else -s.units
+        for p, qty in held:
+            self.qty[p.con_id] = qty
             self.pos[p.con_id] = p
 
     def options(self, right: str, long: bool) -> list[PositionInfo]:
@@ -239,21 +262,20 @@ class _Left:
         q = self.qty[con_id]
         self.qty[con_id] = q - units if q > 0 else q + units
 
-
-def _pair_singles(grouped: Sequence[Structure]) -> list[tuple[Structure, bool]]:
-    kept = [(s, False) for s in grouped if not s.is_single]
-    left = _Left([s for s in grouped if s.is_single])
-    paired: list[tuple[Structure, bool]] = []
-
-    def add(name: str, legs: list[tuple[PositionInfo, int, bool]], units: int) -> None:
+    def pair(self, name: str, legs: list[tuple[PositionInfo, int, bool]], units: int) -> Structure:
+        """``units`` of ``legs`` (position, ratio, long) taken out as one inferred structure."""
         for p, ratio, _long in legs:
-            left.take(p.con_id, ratio * units)
+            self.take(p.con_id, ratio * units)
         key = "+".join("STK" if p.sec_type != "OPT" else str(p.con_id) for p, _, _ in legs)
         struct_legs = tuple(StructureLeg(position=p, ratio=r, long=lg) for p, r, lg in legs)
-        paired.append((Structure(key=key, name=name, legs=struct_legs, units=units), True))
+        return Structure(key=key, name=name, legs=struct_legs, units=units)
 
-    # Debit verticals: a short option with a long one of the same expiry (call: nearest lower
-    # strike; put: nearest higher strike), the spread the Level-2 rule calls covered.
+
+def _verticals(left: _Left) -> list[tuple[Structure, bool]]:
+    """Debit verticals taken out of ``left``: a short option with a long one of the same
+    expiry (call: nearest lower strike; put: nearest higher strike), the spread the Level-2
+    rule calls covered."""
+    found: list[tuple[Structure, bool]] = []
     for right, name in (("C", "bull call spread"), ("P", "bear put spread")):
         for short in left.options(right, long=False):
             for long in sorted(
@@ -267,7 +289,26 @@ def _pair_singles(grouped: Sequence[Structure]) -> list[tuple[Structure, bool]]:
                 )
                 units = min(abs(left.qty[short.con_id]), abs(left.qty[long.con_id]))
                 if long.expiry == short.expiry and covers and units > 0:
-                    add(name, [(long, 1, True), (short, 1, False)], units)
+                    found.append(
+                        (left.pair(name, [(long, 1, True), (short, 1, False)], units), True)
+                    )
+    return found
+
+
+def _pair_singles(grouped: Sequence[Structure]) -> list[tuple[Structure, bool]]:
+    """Holdings' covered calls kept (a long put of the same expiry makes one a collar), and
+    its singles paired into protective puts and long straddles/strangles."""
+    kept = [(s, False) for s in grouped if not s.is_single]
+    left = _Left(
+        (s.legs[0].position, s.units if s.legs[0].long else -s.units)
+        for s in grouped
+        if s.is_single
+    )
+    paired: list[tuple[Structure, bool]] = []
+
+    def add(name: str, legs: list[tuple[PositionInfo, int, bool]], units: int) -> None:
+        paired.append((left.pair(name, legs, units), True))
+
     # Collars: a covered call with a long put of the same expiry on its shares.
     for i, (s, _) in enumerate(kept):
         if s.name != "covered call" or s.opened_by:

@@ -222,6 +222,15 @@ def test_singles_pair_into_the_level2_shapes() -> None:
     assert names == ["bull call spread", "long put", "long strangle"]
 
 
+def test_a_spread_beside_shares_stays_a_spread_and_the_other_short_call_is_covered() -> None:
+    # holdings alone would cover the 200 C with the shares first (lowest strike)
+    positions = [shares(100), opt(11, 1, 190), opt(12, -1, 200), opt(13, -1, 210), opt(14, 1, 230)]
+    found = {s.name: s for s, _ in structures_of(positions)}
+    assert set(found) == {"bull call spread", "covered call", "long call"}
+    assert found["bull call spread"].con_ids == {11, 12}
+    assert found["covered call"].con_ids == {STOCK, 13}
+
+
 def test_shares_with_a_put_and_a_call_make_a_collar_and_combos_keep_their_name() -> None:
     positions = [shares(100), opt(6, 1, 170, "P"), opt(7, -1, 210, "C")]
     assert [s.name for s, _ in structures_of(positions)] == ["collar"]
