@@ -109,6 +109,31 @@ class ExpiryWarning(msgspec.Struct, frozen=True, kw_only=True):
     cash: float | None = None
     shortfall: float | None = None
 
+    @classmethod
+    def on(
+        cls,
+        p: PositionInfo,
+        kind: Kind,
+        left: int,
+        *,
+        message: str,
+        actions: tuple[ExpiryAction, ...],
+        shares: float | None = None,
+        cash: float | None = None,
+    ) -> ExpiryWarning:
+        """A warning about option position ``p``, ``left`` trading days before its expiry."""
+        return cls(
+            kind=kind,
+            symbol=p.symbol,
+            contract=_contract(p),
+            expiry=p.expiry or "",
+            trading_days_left=left,
+            message=message,
+            actions=actions,
+            shares=shares,
+            cash=cash,
+        )
+
 
 class ExpiryWatch(msgspec.Struct, frozen=True, kw_only=True):
     warnings: tuple[ExpiryWarning, ...]
@@ -212,12 +237,10 @@ def watch_expiries(
             mark = _mark(quotes.get(p.con_id))
             worth = "" if mark is None else f"; it is still worth {mark * n * p.multiplier:,.2f}"
             warnings.append(
-                ExpiryWarning(
-                    kind="worthless_expiry",
-                    symbol=p.symbol,
-                    contract=_contract(p),
-                    expiry=p.expiry or "",
-                    trading_days_left=left,
+                ExpiryWarning.on(
+                    p,
+                    "worthless_expiry",
+                    left,
                     message=f"long {n:g} {_contract(p)} is out of the money ({spot:g}) and "
                     f"expires in {left} trading day(s): it lapses worthless unless the price "
                     f"moves{worth}",
@@ -307,12 +330,10 @@ def _itm_warning(
     else:
         what = "assigned"
         actions = (_close(p), _roll(p))
-    return ExpiryWarning(
-        kind="itm_expiry",
-        symbol=p.symbol,
-        contract=_contract(p),
-        expiry=p.expiry or "",
-        trading_days_left=left,
+    return ExpiryWarning.on(
+        p,
+        "itm_expiry",
+        left,
         message=f"{'long' if long else 'short'} {abs(p.quantity):g} {_contract(p)} is "
         f"{itm:.2f} in the money and expires in {left} trading day(s): it will be {what} "
         f"(OCC: ≥ $0.01 ITM), which {verb} {abs(shares):g} shares for {abs(cash):,.2f}",
@@ -345,12 +366,10 @@ def _dividend_check(
     extrinsic = mark - _intrinsic(p, spot)
     if extrinsic >= dividend.amount:
         return None
-    return ExpiryWarning(
-        kind="early_assignment",
-        symbol=p.symbol,
-        contract=_contract(p),
-        expiry=p.expiry or "",
-        trading_days_left=left,
+    return ExpiryWarning.on(
+        p,
+        "early_assignment",
+        left,
         message=f"short {abs(p.quantity):g} {_contract(p)}: extrinsic value {extrinsic:.2f} is "
         f"below the {dividend.amount:.2f} dividend going ex on {dividend.ex_date}: likely "
         f"assigned the day before, delivering {abs(p.quantity) * p.multiplier:g} shares",

@@ -17,6 +17,7 @@ from sumppump.trading.exercise import (
     exercise_cutoff,
     plan_exercise,
 )
+from tests.trading.support import option
 
 NY = ZoneInfo("America/New_York")
 EXPIRY = "2026-12-18"
@@ -24,18 +25,7 @@ ON_EXPIRY = dt.datetime(2026, 12, 18, 15, 0, tzinfo=NY)
 
 
 def opt(quantity: float, strike: float = 190.0, right: Literal["C", "P"] = "C") -> PositionInfo:
-    return PositionInfo(
-        account="U1",
-        con_id=10,
-        symbol="AAPL",
-        sec_type="OPT",
-        quantity=quantity,
-        avg_cost=500.0,
-        expiry=EXPIRY,
-        strike=strike,
-        right=right,
-        multiplier=100.0,
-    )
+    return option(10, quantity, strike, right, EXPIRY, entry=5.0)
 
 
 def plan(

@@ -20,6 +20,8 @@ from sumppump.trading.expiry_watch import (
     trading_days_until,
     watch_expiries,
 )
+from tests.trading.support import option
+from tests.trading.support import shares as held_shares
 
 FRI = "2026-12-18"  # an expiry Friday
 WED = dt.date(2026, 12, 16)
@@ -28,24 +30,11 @@ WED = dt.date(2026, 12, 16)
 def opt(
     con_id: int, quantity: float, strike: float, right: Literal["C", "P"] = "C", expiry: str = FRI
 ) -> PositionInfo:
-    return PositionInfo(
-        account="U1",
-        con_id=con_id,
-        symbol="AAPL",
-        sec_type="OPT",
-        quantity=quantity,
-        avg_cost=100.0,
-        expiry=expiry,
-        strike=strike,
-        right=right,
-        multiplier=100.0,
-    )
+    return option(con_id, quantity, strike, right, expiry)
 
 
 def shares(quantity: float) -> PositionInfo:
-    return PositionInfo(
-        account="U1", con_id=1, symbol="AAPL", sec_type="STK", quantity=quantity, avg_cost=150.0
-    )
+    return held_shares(quantity, entry=150.0)
 
 
 def watch(

@@ -7,7 +7,6 @@ those inputs."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
 import pytest
 from hypothesis import given, settings
@@ -23,11 +22,11 @@ from sumppump.trading.portfolio import (
     structures_of,
     value_portfolio,
 )
+from tests.trading.support import DEC, STOCK, shares
+from tests.trading.support import option as opt
 
-DEC = "2026-12-18"
 JAN = "2027-01-15"
 TODAY = dt.date(2026, 12, 3)
-STOCK = 1
 ACCOUNT = AccountSnapshot(
     account_id="U1",
     currency="USD",
@@ -35,40 +34,6 @@ ACCOUNT = AccountSnapshot(
     available_funds=50_000.0,
     buying_power=100_000.0,
 )
-
-
-def opt(
-    con_id: int,
-    quantity: float,
-    strike: float,
-    right: Literal["C", "P"] = "C",
-    expiry: str = DEC,
-    entry: float = 1.0,
-    symbol: str = "AAPL",
-) -> PositionInfo:
-    return PositionInfo(
-        account="U1",
-        con_id=con_id,
-        symbol=symbol,
-        sec_type="OPT",
-        quantity=quantity,
-        avg_cost=entry * 100,
-        expiry=expiry,
-        strike=strike,
-        right=right,
-        multiplier=100.0,
-    )
-
-
-def shares(quantity: float, entry: float = 180.0, symbol: str = "AAPL") -> PositionInfo:
-    return PositionInfo(
-        account="U1",
-        con_id=STOCK,
-        symbol=symbol,
-        sec_type="STK",
-        quantity=quantity,
-        avg_cost=entry,
-    )
 
 
 def quote(
