@@ -12,6 +12,7 @@ import anyio
 import pytest
 from mcp.types import TextContent
 
+from sumppump.tools.portfolio import expiry_status
 from tests.reliability.support import App, running_app
 
 pytestmark = pytest.mark.anyio
@@ -144,6 +145,9 @@ async def test_two_trading_days_before_expiry_the_watch_warns_with_the_cash_need
         assert {a["tool"] for a in itm["actions"]} >= {"close_position", "exercise_option"}
         need = warnings["funds_needed"]
         assert f"{-itm['cash']:,.2f}" in need["message"] and need["message"] in text
+        # the line get_status is to show
+        line = await expiry_status(app.service)
+        assert "1 in the money near expiry" in line and "get_portfolio" in line
     else:  # the walk took it out of the money: it is said to expire worthless
         assert warnings["worthless_expiry"]["trading_days_left"] == 2
     assert "Expiry watch:" in text and "[close_position]" in text

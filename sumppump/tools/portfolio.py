@@ -17,6 +17,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import anyio
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
 from mcp.types import TextContent
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["expiry_status", "gather_book", "occ_symbol", "register"]
 
 NEW_YORK = ZoneInfo("America/New_York")
+#: Seconds ``get_status`` gives the expiry watch before saying it is not available.
+STATUS_DEADLINE = 10.0
 
 
 def occ_symbol(p: PositionInfo) -> str:
@@ -185,17 +188,20 @@ async def gather_book(service: Service) -> tuple[PortfolioResult, ExpiryWatch]:
     return portfolio_result(portfolio, watch, tuple(notes)), watch
 
 
-async def expiry_status(service: Service) -> str:
+async def expiry_status(service: Service, deadline: float = STATUS_DEADLINE) -> str:
     """The expiry watch as one line for ``get_status``: reads the whole book (positions,
     account, orders, one quote per held contract), so it costs what ``get_portfolio`` costs.
-    Any failure is said in the line, never raised."""
+    Any failure, or no answer within ``deadline`` seconds, is said in the line, never raised
+    (cancellation from outside propagates)."""
     from sumppump.mcp_server import _Failure
 
-    try:
-        _result, watch = await gather_book(service)
-    except _Failure as failure:
-        return f"Expiry watch: not available ({failure.error.code}: {failure.error.message})."
-    return expiry_status_line(watch)
+    with anyio.move_on_after(deadline):
+        try:
+            _result, watch = await gather_book(service)
+        except _Failure as failure:
+            return f"Expiry watch: not available ({failure.error.code}: {failure.error.message})."
+        return expiry_status_line(watch)
+    return f"Expiry watch: not available (no answer within {deadline:g}s)."
 
 
 def register(app: FastMCP[Any], service: Service) -> None:
