@@ -33,6 +33,7 @@ TOOLS = {
     "close_position",
     "modify_order",
     "roll_position",
+    "get_portfolio",
 }
 READ_ONLY = TOOLS - {"execute_trade", "cancel_order"}  # previews are read-only: nothing is sent
 

@@ -52,6 +52,7 @@ def status(
     kind: str,
     approval_mode: str,
     views_seen: bool,
+    expiry_watch: str | None = None,
 ) -> Rendered:
     """get_status: connection, account, data type, pacing headroom, approval mode, and whether
     an order-ticket view has fetched a ticket in this session."""
@@ -83,6 +84,7 @@ def status(
             },
             "approval_mode": approval_mode,
             "ticket_views_seen": views_seen,
+            "expiry_watch": expiry_watch,
         }
     )
     c, p = data["connection"], data["pacing"]
@@ -100,6 +102,8 @@ def status(
         text += f" Next connection attempt in {c['retry_in_s']:g}s."
     if "last_error" in c:
         text += f" Last error: {c['last_error']}."
+    if expiry_watch:
+        text += f"\n{expiry_watch}"
     return Rendered(text, data)
 
 

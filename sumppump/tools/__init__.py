@@ -3,7 +3,8 @@
 - :mod:`.common`: argument types, annotations, the error plumbing shared by every tool
   (``{code, message, hint}``, never a traceback) and the result builders.
 - :mod:`.market`: status, quote, chain, market stats, price history, news.
-- :mod:`.account`: account, positions, open orders.
+- :mod:`.account`: account, positions, open orders, the outcome of one order.
+- :mod:`.portfolio`: the book as structures with P&L, greeks, stops and the expiry watch.
 - :mod:`.trading`: suggest_strikes, calculate_strategy, execute_trade, set_stop_loss,
   cancel_order.
 - :mod:`.changes`: close_position, modify_order, roll_position.
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sumppump.tools import account, changes, market, ticket, trading
+from sumppump.tools import account, changes, market, portfolio, ticket, trading
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
@@ -31,6 +32,7 @@ __all__ = ["FAMILIES", "register_all"]
 FAMILIES: tuple[Callable[[FastMCP[Any], Service], None], ...] = (
     market.register,
     account.register,
+    portfolio.register,
     trading.register,
     changes.register,
     ticket.register,

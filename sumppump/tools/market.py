@@ -40,6 +40,7 @@ from sumppump.tools.common import (
     result_schema,
     tool_body,
 )
+from sumppump.tools.portfolio import expiry_status
 
 if TYPE_CHECKING:
     from sumppump.mcp_server import Service
@@ -61,7 +62,7 @@ def register(app: FastMCP[Any], service: Service) -> None:
     async def get_status() -> ToolResult:
         """TWS connection, account id and kind (LIVE/PAPER/SIMULATED), market-data type,
         current symbol, IB pacing headroom, approval mode, and whether an order-ticket view
-        has opened in this session."""
+        has opened in this session; one line of the expiry and assignment watch."""
         state = await service.connection_state()
         session = expect(await service.ask("chain_cache", GetSession(), timeout=5), SessionInfo)
         pacing = expect(await service.ask("rate_limiter", GetPacingStats(), timeout=5), PacingStats)
@@ -74,6 +75,7 @@ def register(app: FastMCP[Any], service: Service) -> None:
                 kind=service.kind,
                 approval_mode=service.approval_mode,
                 views_seen=service.ticket_views_seen,
+                expiry_watch=await expiry_status(service),
             ),
         )
 
