@@ -34,7 +34,7 @@ from sumppump.quant.payoff import (
     pnl_surface,
 )
 from sumppump.quant.probability import probability_of_profit
-from sumppump.strategies.model import StrategyLeg, StrategyRefused
+from sumppump.strategies.model import StrategyLeg, StrategyRefused, is_count
 
 __all__ = [
     "AggregateGreeks",
@@ -329,7 +329,7 @@ def analyse_order(
     without an underlying price;
     ``NO_MARKET_DATA`` when a leg has no usable price and no limit was given.
     """
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+    if not is_count(quantity) or quantity <= 0:
         _refuse("INVALID_ARGUMENT", f"quantity {quantity!r}", "a whole number of contracts > 0")
     if not legs:
         _refuse("INVALID_ARGUMENT", "no legs", "give the order's legs")
@@ -404,7 +404,7 @@ def analyse_order(
     quotes = [ql.quote for ql in legs]
     payoff_legs = _payoff_legs(pricings, quotes, entry, limit_total)
     if held_shares:
-        if isinstance(held_shares, bool) or not isinstance(held_shares, int) or held_shares < 0:
+        if not is_count(held_shares) or held_shares < 0:
             _refuse("INVALID_ARGUMENT", f"held_shares {held_shares!r}", "a share count >= 0")
         if not (underlying_price and underlying_price > 0):
             _refuse("INVALID_ARGUMENT", "held shares need the underlying price", "pass the spot")

@@ -16,7 +16,7 @@ import msgspec
 
 from sumppump.strategies.catalog import LEVEL2, lookup
 from sumppump.strategies.coverage import CoverageVerdict, check_coverage, require_covered
-from sumppump.strategies.model import StrategyLeg, StrategyRefused
+from sumppump.strategies.model import StrategyLeg, StrategyRefused, is_count, is_text
 
 __all__ = [
     "MAX_LEGS",
@@ -193,9 +193,9 @@ def build_strategy(
     spec = lookup(strategy)
     name = spec.name
     qty = _quantity(quantity)
-    if not isinstance(symbol, str) or not symbol.strip():
+    if not is_text(symbol):
         raise _invalid("symbol is empty", "give the underlying's ticker, e.g. AAPL")
-    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier <= 0:
+    if not is_count(multiplier) or multiplier <= 0:
         raise _invalid(f"multiplier {multiplier!r}", "the contract multiplier, e.g. 100")
     if shares_held < 0 or shares_committed < 0:
         raise _invalid("share counts cannot be negative", "short stock is never used as cover")

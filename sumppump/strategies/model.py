@@ -14,6 +14,8 @@ __all__ = [
     "RefusalCode",
     "StrategyLeg",
     "StrategyRefused",
+    "is_count",
+    "is_text",
 ]
 
 Action = Literal["BUY", "SELL"]
@@ -100,3 +102,15 @@ class StrategyRefused(Exception):
     @property
     def level_needed(self) -> str | None:
         return self.refusal.level_needed
+
+
+def is_count(value: object) -> bool:
+    """``value`` is a whole number (an ``int`` that is not a ``bool``). The pure cores check
+    their arguments at run time too: callers outside the type checker (tests, tools parsing
+    model input) may pass anything."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_text(value: object) -> bool:
+    """``value`` is a string with something other than white space in it."""
+    return isinstance(value, str) and bool(value.strip())
