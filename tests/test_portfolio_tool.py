@@ -52,7 +52,7 @@ async def open_filled(app: App, symbol: str, strategy: str, pick: list[int]) -> 
     placed = await confirm(app, preview)
     if placed.get("status") != "Filled":
         # resting at mid: move a debit to the ask, a credit to near zero (a confirmed change)
-        natural = preview["analysis"]["net_natural"]
+        natural = preview["net_natural"]
         limit = natural if natural and natural > 0 else 0.05
         change = await app.ok(
             "modify_order", {"order_ref": placed["order_ref"], "limit_price": limit}

@@ -63,9 +63,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
     )
     @tool_body
     async def get_order_status(order_ref: OrderRef) -> ToolResult:
-        """What became of an order SumpPump placed or tried (order_ref = its preview id):
-        working, filled (fills, average price, commission), cancelled, rejected (IB's
-        reason), never reached TWS, or outcome unknown (and what is being done)."""
+        """What became of an order SumpPump placed or tried: working, filled (fills, price,
+        commission), cancelled, rejected (IB's reason), never reached TWS, or unknown."""
         done = expect(
             await service.ask("execution", GetOrderOutcome(order_ref=order_ref)), OrderOutcome
         )

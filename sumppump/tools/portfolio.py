@@ -203,11 +203,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
     )
     @tool_body
     async def get_portfolio() -> ToolResult:
-        """Every holding grouped into structures (spreads, straddles, covered calls, collars,
-        singles), each with quantity, entry, mark, unrealised P&L ($ and %), today's P&L, max
-        loss still at risk, net greeks in dollars (delta $, gamma, theta per day, vega), days
-        to expiry, distance to each breakeven and its protective stop; account totals; and the
-        expiry and assignment watch (in-the-money expiries with the cash they need, options
-        expiring worthless, dividend assignment risk) with what can be done and which tool."""
+        """Holdings as structures (spreads, straddles, covered calls, collars, singles):
+        entry, mark, P&L, max loss at risk, dollar greeks, days to expiry, breakevens, stop;
+        totals; expiry and assignment warnings with what to do."""
         result, _watch = await gather_book(service)
         return ok(service, render.portfolio(result))
