@@ -22,7 +22,7 @@ from sumppump.doctor.checks import run_checks
 from sumppump.doctor.results import CheckResult, Status, exit_code
 from sumppump.settings import Settings
 
-__all__ = ["environment_report", "main"]
+__all__ = ["environment_report", "main", "quiet_logs"]
 
 
 def _version(distribution: str) -> str:
@@ -69,7 +69,7 @@ def _print_result(console: Console, result: CheckResult) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
+def quiet_logs() -> Iterator[None]:
     """The doctor reports what the actors and ib_async would log; keep stderr quiet unless
     debug logging was asked for."""
     if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
@@ -115,7 +115,7 @@ def main(host: str | None, port: int | None) -> int:
         f"Checking TWS at {settings.tws_host}:{settings.tws_port} with client id "
         f"{settings.client_id}…"
     )
-    with _quiet_logs():
+    with quiet_logs():
         results = anyio.run(
             lambda: run_checks(settings, report=lambda r: _print_result(console, r)),
             backend="asyncio",
