@@ -12,9 +12,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-from sumppump.actors.connection import ConnectionActor, ReconnectPolicy
-from sumppump.actors.rate_limiter import RateLimiter
-from sumppump.actors.runtime import start_actor
 from sumppump.doctor.orders import (
     SHAPES,
     OrdersReport,
@@ -23,6 +20,7 @@ from sumppump.doctor.orders import (
     run_orders_check,
     shape_refusal,
 )
+from sumppump.doctor.tws import doctor_connection
 from sumppump.settings import Settings
 from sumppump.tws_sim import SimTWS
 from tests.support.ib_harness import no_decoder_errors
@@ -30,7 +28,6 @@ from tests.support.ib_harness import no_decoder_errors
 pytestmark = pytest.mark.anyio
 
 TODAY = dt.date(2026, 11, 25)
-FAST: ReconnectPolicy = ReconnectPolicy(first=0.2, cap=1.0, jitter=0.0, client_id_clash_wait=0.2)
 
 
 @pytest.fixture
@@ -41,18 +38,7 @@ def anyio_backend() -> str:
 async def run(sim: SimTWS, directory: Path) -> OrdersReport | str:
     settings = Settings(tws_port=sim.port, connect_timeout_s=2.0)
     with no_decoder_errors():
-        async with (
-            start_actor(
-                lambda: RateLimiter(
-                    message_rate=settings.message_rate, lines_budget=settings.market_data_lines
-                ),
-                name="t.rate_limiter",
-            ) as limiter,
-            start_actor(
-                lambda: ConnectionActor(settings, rate_limiter=limiter, policy=FAST),
-                name="t.connection",
-            ) as connection,
-        ):
+        async with doctor_connection(settings) as connection:
             return await run_orders_check(connection, today=TODAY, directory=directory)
 
 

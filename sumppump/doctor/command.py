@@ -22,7 +22,7 @@ from sumppump.doctor.checks import run_checks
 from sumppump.doctor.results import CheckResult, Status, exit_code
 from sumppump.settings import Settings
 
-__all__ = ["environment_report", "main", "quiet_logs"]
+__all__ = ["environment_report", "main", "quiet_logs", "tws_overrides"]
 
 
 def _version(distribution: str) -> str:
@@ -86,19 +86,24 @@ def quiet_logs() -> Iterator[None]:
             logger.setLevel(level)
 
 
+def tws_overrides(host: str | None, port: int | None) -> dict[str, Any]:
+    """The settings the command line's ``--tws-host`` / ``--tws-port`` override."""
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["tws_host"] = host
+    if port is not None:
+        overrides["tws_port"] = port
+    return overrides
+
+
 def main(host: str | None, port: int | None) -> int:
     """Run ``sumppump doctor``; print the report to stdout; 0 if nothing FAILed, else 1.
 
     ``host``/``port`` override the settings' TWS address.
     """
     console = Console(highlight=False)
-    overrides: dict[str, Any] = {}
-    if host:
-        overrides["tws_host"] = host
-    if port is not None:
-        overrides["tws_port"] = port
     try:
-        settings = Settings(**overrides)
+        settings = Settings(**tws_overrides(host, port))
     except ValidationError as exc:
         console.print("[bold red]FAIL[/] Settings: the SUMPPUMP_* settings are invalid")
         for error in exc.errors():

@@ -9,7 +9,7 @@ settings are invalid.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -17,13 +17,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from sumppump.actors.connection import ConnectionActor
-from sumppump.actors.rate_limiter import RateLimiter
-from sumppump.actors.runtime import start_actor
-from sumppump.doctor.command import quiet_logs
+from sumppump.doctor.command import quiet_logs, tws_overrides
 from sumppump.doctor.orders import DEFAULT_SYMBOL, OrdersReport, render_table, run_orders_check
 from sumppump.doctor.ports import probe
-from sumppump.doctor.tws import DOCTOR_RECONNECT
+from sumppump.doctor.tws import doctor_connection
 from sumppump.settings import Settings
 
 __all__ = ["REFUSALS_ARE_FINDINGS", "main_orders", "trading_day"]
@@ -48,18 +45,7 @@ async def _check(settings: Settings, symbol: str) -> OrdersReport | str:
             f"TWS is unreachable at {settings.tws_host}:{settings.tws_port} ({unreachable}); "
             "start TWS or IB Gateway with the API enabled, or run 'sumppump doctor' for details"
         )
-    async with (
-        start_actor(
-            lambda: RateLimiter(
-                message_rate=settings.message_rate, lines_budget=settings.market_data_lines
-            ),
-            name="doctor.rate_limiter",
-        ) as limiter,
-        start_actor(
-            lambda: ConnectionActor(settings, rate_limiter=limiter, policy=DOCTOR_RECONNECT),
-            name="doctor.connection",
-        ) as connection,
-    ):
+    async with doctor_connection(settings) as connection:
         return await run_orders_check(
             connection,
             today=trading_day(),
@@ -72,13 +58,8 @@ def main_orders(host: str | None, port: int | None, symbol: str | None) -> int:
     """Run ``sumppump doctor --orders``; print the table (stdout); 0 when the check ran, 1 when
     TWS is unreachable, 2 on invalid settings. Never places an order."""
     console = Console(highlight=False, soft_wrap=True)
-    overrides: dict[str, Any] = {}
-    if host:
-        overrides["tws_host"] = host
-    if port is not None:
-        overrides["tws_port"] = port
     try:
-        settings = Settings(**overrides)
+        settings = Settings(**tws_overrides(host, port))
     except ValidationError as exc:
         console.print(f"The SUMPPUMP_* settings are invalid: {escape(str(exc))}")
         return 2
