@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from sumppump import cli
 from sumppump.doctor.orders import (
     SHAPES,
     OrdersReport,
@@ -125,3 +126,10 @@ async def test_doctor_orders_command_exits_1_when_tws_is_unreachable(tmp_path: P
     assert code == 1, out
     assert f"TWS is unreachable at 127.0.0.1:{port}" in out
     assert "387" not in out and not (tmp_path / "sumppump").exists()
+
+
+def test_symbol_without_orders_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["doctor", "--symbol", "SPY"])
+    assert exited.value.code == 2
+    assert "--symbol needs --orders" in capsys.readouterr().err
