@@ -74,6 +74,15 @@ def _build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check the TWS and Claude Desktop set-up")
     doctor.add_argument("--tws-host", "--host", dest="host", default=None, help="TWS host")
     doctor.add_argument("--tws-port", "--port", dest="port", type=int, default=None)
+    doctor.add_argument(
+        "--orders",
+        action="store_true",
+        help="preview (what-if, nothing placed) every order shape SumpPump sends and print "
+        "which IB accepts on this account; run once before the first trade",
+    )
+    doctor.add_argument(
+        "--symbol", default=None, help="with --orders: the underlying to check (default AAPL)"
+    )
     install = sub.add_parser("install-claude", help="add SumpPump to Claude Desktop's config")
     install.add_argument("--dry-run", action="store_true", help="show the change, write nothing")
     return parser
@@ -107,7 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_main()
         case "serve":
             return _serve(parser, args)
+        case "doctor" if args.orders:
+            from sumppump.doctor.orders_command import main_orders
+
+            return main_orders(args.host, args.port, args.symbol)
         case "doctor":
+            if args.symbol is not None:
+                parser.error("--symbol needs --orders")
             from sumppump.doctor import main as doctor_main
 
             return doctor_main(args.host, args.port)

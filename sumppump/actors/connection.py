@@ -39,10 +39,12 @@ from sumppump import progress
 from sumppump.actors.ib_reference import ReferenceData
 from sumppump.actors.ib_requests import FixedKeyRequests
 from sumppump.actors.market_data import (
+    COMPETING_SESSION_CODE,
+    COMPETING_SESSION_HINT,
     NO_SUBSCRIPTION_CODES,
-    SUBSCRIBE_HINT,
     MarketSignals,
     QuoteFetcher,
+    subscription_hint,
 )
 from sumppump.actors.order_desk import OrderDesk
 from sumppump.actors.runtime import Actor, ActorDown, Ref, remaining_budget
@@ -475,7 +477,10 @@ class ConnectionActor(Actor):
 
     def _request_error(self, request: str, code: int, message: str) -> Reply:
         if code in NO_SUBSCRIPTION_CODES:
-            return NoMarketData(code=code, message=message, subscribe_hint=SUBSCRIBE_HINT)
+            hint = subscription_hint(code, "OPT" if "Option" in request else "STK")
+            return NoMarketData(code=code, message=message, subscribe_hint=hint)
+        if code == COMPETING_SESSION_CODE:
+            return NoMarketData(code=code, message=message, subscribe_hint=COMPETING_SESSION_HINT)
         if code == 162 and "pacing" in message.lower():
             return PacingDelayed(reason=message, retry_after=15.0, limit="historical_window")
         return TwsError(code=code, message=message, request=request)

@@ -38,12 +38,15 @@ from sumppump.messages.common import DataType, Greeks, NoMarketData, Quote
 from sumppump.messages.connection import FetchQuotes, Quotes, QuoteTarget
 
 __all__ = [
+    "COMPETING_SESSION_CODE",
+    "COMPETING_SESSION_HINT",
     "MARKET_DATA_TYPES",
     "NO_SUBSCRIPTION_CODES",
     "SUBSCRIBE_HINT",
     "MarketSignals",
     "QuoteFetcher",
     "ib_contract",
+    "subscription_hint",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,35 @@ SUBSCRIBE_HINT: Final = (
     "Subscribe in IBKR Client Portal → Settings → Market Data Subscriptions (US equities and "
     "OPRA options for the API), or accept delayed data."
 )
+#: 10197 "No market data during competing live session": another live login holds the market
+#: data session (notes/ib-behaviour.md §g; thetagang's FAQ). Not a subscription problem.
+COMPETING_SESSION_CODE: Final = 10197
+COMPETING_SESSION_HINT: Final = (
+    "Another live session of this IB user (TWS on another computer, IBKR Mobile or the Client "
+    "Portal web site) took the market data. Log out there, or in that session give the data "
+    "back, then ask again; a second user for the API avoids this."
+)
+
+
+def subscription_hint(code: int, sec_type: str) -> str:
+    """The subscription to add for ``code`` (354 / 10089 / 10168) on a ``sec_type`` quote:
+    OPRA for options, the US securities bundle for stocks and ETFs (IB's bundle names, Client
+    Portal → Settings → Market Data Subscriptions); 10089 means TWS shows it but the API needs
+    its own subscription; 10168 that delayed data is not enabled either."""
+    wanted = (
+        "OPRA (US Options Exchanges)"
+        if sec_type in ("OPT", "BAG")
+        else "US Securities Snapshot and Futures Value Bundle (US stocks and ETFs)"
+    )
+    where = "IBKR Client Portal → Settings → Market Data Subscriptions"
+    if code == 10089:
+        return (
+            f"TWS has this data for display only: add the API subscription for {wanted} in {where}."
+        )
+    delayed = " (delayed data is not enabled on this account either)" if code == 10168 else ""
+    return f"Subscribe to {wanted} in {where}, or accept delayed data{delayed}."
+
+
 #: Margin kept from the caller's deadline for replying.
 REPLY_MARGIN: Final = 0.5
 #: IB ends a snapshot within 11 s (tws-api md_request.html); a little more before we give up.
@@ -302,8 +334,11 @@ class QuoteFetcher:
         for request in fetch.sent:
             for code, text in self._signals.errors.pop(request.req_id, []):
                 if code in NO_SUBSCRIPTION_CODES:
+                    hint = subscription_hint(code, request.target.sec_type)
+                    fetch.refused = NoMarketData(code=code, message=text, subscribe_hint=hint)
+                elif code == COMPETING_SESSION_CODE:
                     fetch.refused = NoMarketData(
-                        code=code, message=text, subscribe_hint=SUBSCRIBE_HINT
+                        code=code, message=text, subscribe_hint=COMPETING_SESSION_HINT
                     )
             quote = ticker_quote(request.target, request.ticker)
             if any(v is not None for v in (quote.bid, quote.ask, quote.last, quote.close)):

@@ -23,6 +23,11 @@ standard port other than the configured one answers, they run against it. The ex
 :func:`main` is 1 when any check FAILs, 0 otherwise. Only the connection actor talks to TWS
 (ib_async is not imported here; :mod:`~sumppump.doctor.tws`).
 
+``sumppump doctor --orders`` (:mod:`~sumppump.doctor.orders_command`) is a separate check: it
+previews with what-if every order shape SumpPump sends and prints IB's answer to each
+(:mod:`~sumppump.doctor.orders`); the answers are kept for the trading day
+(:mod:`sumppump.trading.ib_shapes`) so previews can warn up front.
+
 One concept per module: :mod:`~sumppump.doctor.results` (what a check produces),
 :mod:`~sumppump.doctor.checks` (the order), one module per group of checks, and
 :mod:`~sumppump.doctor.command` (the printed report). A new check is a module plus one call in

@@ -22,7 +22,7 @@ from sumppump.doctor.checks import run_checks
 from sumppump.doctor.results import CheckResult, Status, exit_code
 from sumppump.settings import Settings
 
-__all__ = ["environment_report", "main"]
+__all__ = ["environment_report", "main", "quiet_logs", "tws_overrides"]
 
 
 def _version(distribution: str) -> str:
@@ -69,7 +69,7 @@ def _print_result(console: Console, result: CheckResult) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
+def quiet_logs() -> Iterator[None]:
     """The doctor reports what the actors and ib_async would log; keep stderr quiet unless
     debug logging was asked for."""
     if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
@@ -86,19 +86,24 @@ def _quiet_logs() -> Iterator[None]:
             logger.setLevel(level)
 
 
+def tws_overrides(host: str | None, port: int | None) -> dict[str, Any]:
+    """The settings the command line's ``--tws-host`` / ``--tws-port`` override."""
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["tws_host"] = host
+    if port is not None:
+        overrides["tws_port"] = port
+    return overrides
+
+
 def main(host: str | None, port: int | None) -> int:
     """Run ``sumppump doctor``; print the report to stdout; 0 if nothing FAILed, else 1.
 
     ``host``/``port`` override the settings' TWS address.
     """
     console = Console(highlight=False)
-    overrides: dict[str, Any] = {}
-    if host:
-        overrides["tws_host"] = host
-    if port is not None:
-        overrides["tws_port"] = port
     try:
-        settings = Settings(**overrides)
+        settings = Settings(**tws_overrides(host, port))
     except ValidationError as exc:
         console.print("[bold red]FAIL[/] Settings: the SUMPPUMP_* settings are invalid")
         for error in exc.errors():
@@ -115,7 +120,7 @@ def main(host: str | None, port: int | None) -> int:
         f"Checking TWS at {settings.tws_host}:{settings.tws_port} with client id "
         f"{settings.client_id}…"
     )
-    with _quiet_logs():
+    with quiet_logs():
         results = anyio.run(
             lambda: run_checks(settings, report=lambda r: _print_result(console, r)),
             backend="asyncio",

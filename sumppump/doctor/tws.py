@@ -7,7 +7,8 @@ project's rate limiter and connection actor and uses their messages like every o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Final
 
@@ -40,19 +41,15 @@ from sumppump.messages.connection import (
 from sumppump.settings import Settings
 from sumppump.trading.account import is_paper
 
-__all__ = ["DOCTOR_RECONNECT", "tws_checks"]
+__all__ = ["DOCTOR_RECONNECT", "doctor_connection", "tws_checks"]
 
 DOCTOR_RECONNECT: Final = ReconnectPolicy(first=0.2, cap=1.0, jitter=0.0, client_id_clash_wait=0.2)
 
 
-async def tws_checks(
-    settings: Settings,
-    symbol: str,
-    today: date,
-    timeout: float,
-    what_if_timeout: float,
-    add: Report,
-) -> None:
+@contextlib.asynccontextmanager
+async def doctor_connection(settings: Settings) -> AsyncIterator[Ref]:
+    """The project's rate limiter and connection actor for ``settings``' TWS (connecting in the
+    background); both stop when the block ends, cancellation included."""
     async with (
         start_actor(
             lambda: RateLimiter(
@@ -65,6 +62,18 @@ async def tws_checks(
             name="doctor.connection",
         ) as connection,
     ):
+        yield connection
+
+
+async def tws_checks(
+    settings: Settings,
+    symbol: str,
+    today: date,
+    timeout: float,
+    what_if_timeout: float,
+    add: Report,
+) -> None:
+    async with doctor_connection(settings) as connection:
         handshake, state = await _check_handshake(settings, connection, timeout)
         add(handshake)
         if state is None:

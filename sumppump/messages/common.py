@@ -64,7 +64,8 @@ class NoSuchContract(Reply, frozen=True, kw_only=True):
 
 
 class NoMarketData(Reply, frozen=True, kw_only=True):
-    """The account has no market-data subscription for this (354, 10089, 10168)."""
+    """No market data for this: no subscription (354, 10089, 10168; ``subscribe_hint`` names
+    the one to add), or another live session of the IB user took the data (10197)."""
 
     code: int
     message: str

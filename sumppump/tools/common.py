@@ -209,6 +209,13 @@ def raise_for_outcome(reply: Reply) -> Reply:
                 f"unknown symbol {symbol}: {detail}",
                 "Check the ticker; SumpPump trades US stocks and ETFs with options.",
             )
+        case NoMarketData(code=10197, message=message, subscribe_hint=hint):
+            raise Failure(
+                ErrorCode.NO_MARKET_DATA,
+                "no market data: another live session of your IB user (TWS elsewhere, IBKR "
+                f"Mobile or the Client Portal) took it (10197: {message})",
+                hint,
+            )
         case NoMarketData(code=code, message=message, subscribe_hint=hint):
             raise Failure(ErrorCode.NO_MARKET_DATA, f"no market data ({code}): {message}", hint)
         case PacingDelayed(reason=reason, retry_after=after):

@@ -14,7 +14,7 @@ group) is followed by execution instead (:class:`~sumppump.trading.previews.Foll
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -41,6 +41,7 @@ from sumppump.trading.holdings import (
     describe_position,
     position_names,
 )
+from sumppump.trading.ib_shapes import doctor_refusal
 from sumppump.trading.ledger import OrderLedger, OrderRecord
 from sumppump.trading.previews import FollowUp
 from sumppump.trading.prices import (
@@ -217,14 +218,24 @@ def joined_stop_group(ledger: OrderLedger, order: OrderSpec) -> tuple[OrderSpec,
 
 
 def stored_terms(
-    terms: CreatePreview, ledger: OrderLedger, approval_mode: str | None
+    terms: CreatePreview,
+    ledger: OrderLedger,
+    approval_mode: str | None,
+    *,
+    ib_refusal: Callable[[OrderSpec], str | None] = doctor_refusal,
 ) -> CreatePreview | ExecutionRefused:
     """``terms`` as stored: an opening order joins the OCA group of the stops it nets against
     (:func:`joined_stop_group`, with the preview's warning), and approval mode ``tws`` stages
-    every order untransmitted; an untransmitted order in another mode is refused."""
+    every order untransmitted; an untransmitted order in another mode is refused. When IB
+    refused the order's shape on the account today (``ib_refusal``; by default the doctor's
+    kept report), that is the preview's first warning, so it is said up front rather than
+    discovered at execute."""
     if terms.kind == "open" and not terms.order.oca_group:
         order, joined = joined_stop_group(ledger, terms.order)
         terms = msgspec.structs.replace(terms, order=order, warnings=(*terms.warnings, *joined))
+    refusal = ib_refusal(terms.order)
+    if refusal:
+        terms = msgspec.structs.replace(terms, warnings=(refusal, *terms.warnings))
     if approval_mode == "tws":
         staged = msgspec.structs.replace(terms.order, transmit=False)
         terms = msgspec.structs.replace(terms, order=staged)

@@ -25,16 +25,14 @@ table as text.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import anyio
-import platformdirs
 
 from sumppump.actors.order_building import new_oca_group
 from sumppump.actors.runtime import ActorDown, CallTimeout, Ref
@@ -61,6 +59,16 @@ from sumppump.messages.orders import (
     WhatIf,
     WhatIfResult,
 )
+from sumppump.trading.ib_shapes import (
+    SHAPES,
+    OrdersReport,
+    ShapeResult,
+    load_report,
+    report_path,
+    save_report,
+    shape_of,
+    shape_refusal,
+)
 
 __all__ = [
     "SHAPES",
@@ -72,120 +80,18 @@ __all__ = [
     "report_path",
     "run_orders_check",
     "save_report",
+    "shape_of",
     "shape_refusal",
 ]
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["accepted", "refused", "could not check"]
-
-#: The shapes, in the order they are checked and printed.
-SHAPES: Final = (
-    "single option LMT",
-    "single option stop (STP)",
-    "debit spread BAG LMT",
-    "debit spread stop (BAG STP, trigger bid/ask)",
-    "old combo stop (BAG STP LMT)",
-    "straddle BAG LMT",
-    "straddle stop (BAG STP, trigger bid/ask)",
-    "buy-write BAG LMT (100 STK + 1 call)",
-    "buy-write stop (BAG STP, trigger bid/ask)",
-    "collar BAG LMT",
-    "collar stop (BAG STP, trigger bid/ask)",
-    "OCA pair (ocaType 2)",
-)
 #: A limit no one would fill at: the preview is never transmitted, but stays harmless anyway.
 FAR_LIMIT: Final = 0.05
 #: A buy stop far above any option price.
 FAR_STOP: Final = 999.0
 DEFAULT_SYMBOL: Final = "AAPL"
 WHAT_IF_TIMEOUT: Final = 12.0
-
-
-@dataclass(frozen=True, slots=True)
-class ShapeResult:
-    shape: str
-    outcome: Outcome
-    code: int | None = None
-    text: str = ""
-    order: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class OrdersReport:
-    """One run of the check: account, trading day (ISO), symbol, market-data types, shapes."""
-
-    account: str
-    day: str
-    symbol: str
-    stock_data: str
-    option_data: str
-    results: tuple[ShapeResult, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OrdersReport:
-        return cls(
-            account=str(data["account"]),
-            day=str(data["day"]),
-            symbol=str(data["symbol"]),
-            stock_data=str(data["stock_data"]),
-            option_data=str(data["option_data"]),
-            results=tuple(ShapeResult(**r) for r in data["results"]),
-        )
-
-
-# ---------------------------------------------------------------------- storage and lookup
-
-
-def report_path(account: str, directory: Path | None = None) -> Path:
-    """Where the report of ``account`` is kept (one file per account, today's run)."""
-    base = directory or Path(platformdirs.user_data_dir("sumppump")) / "doctor-orders"
-    safe = "".join(ch for ch in account if ch.isalnum()) or "unknown"
-    return base / f"{safe}.json"
-
-
-def save_report(report: OrdersReport, directory: Path | None = None) -> Path:
-    """Write ``report`` (replacing the account's previous one); returns the path.
-
-    :raises OSError: the file cannot be written."""
-    path = report_path(report.account, directory)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report.to_json(), indent=1))
-    tmp.replace(path)
-    return path
-
-
-def load_report(account: str, today: date, directory: Path | None = None) -> OrdersReport | None:
-    """The account's report if it was made on ``today`` (IB's answers hold for the trading day);
-    None when there is none, it is older, or it cannot be read."""
-    path = report_path(account, directory)
-    try:
-        report = OrdersReport.from_json(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return report if report.day == today.isoformat() else None
-
-
-def shape_refusal(report: OrdersReport | None, shape: str, today: date) -> str | None:
-    """Pure: what a preview should say up front when IB refused ``shape`` on this account
-    today, e.g. "IB refused this stop shape on your account: 387 Unsupported order type ..."
-    (run with `sumppump doctor --orders`); None when it was accepted, not checked or the
-    report is not today's."""
-    if report is None or report.day != today.isoformat():
-        return None
-    for result in report.results:
-        if result.shape == shape and result.outcome == "refused":
-            kind = "stop shape" if "stop" in shape else "order shape"
-            code = f"{result.code} " if result.code is not None else ""
-            return (
-                f"IB refused this {kind} on your account {report.account}: {code}{result.text} "
-                f"(sumppump doctor --orders, {report.day})"
-            )
-    return None
 
 
 # ---------------------------------------------------------------------- the check
