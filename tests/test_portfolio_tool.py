@@ -118,10 +118,11 @@ async def test_a_spread_a_covered_call_and_a_long_call_are_three_structures(app:
     )
     assert totals["unprotected"] == 3
     assert f"{totals['unrealised_pnl']:+,.2f}" in text
-    # nothing expires within three trading days; dividends are not fetched: said, not skipped
-    assert book["watch"]["warnings"] == []
-    assert any("no dividend data" in n for n in book["watch"]["not_run"])
-    assert "no dividend data" in text
+    # nothing expires within three trading days; AAPL's next dividend (generic tick 456: the
+    # simulator's $0.26 going ex 2026-12-07) reaches the short call's early-assignment check
+    assert not any("no dividend data" in n for n in book["watch"]["not_run"]), book["watch"]
+    for warning in book["watch"]["warnings"]:
+        assert warning["kind"] == "early_assignment" and "0.26 dividend" in warning["message"]
 
 
 async def test_two_trading_days_before_expiry_the_watch_warns_with_the_cash_need(

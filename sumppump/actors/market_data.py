@@ -442,6 +442,7 @@ def ticker_quote(target: QuoteTarget, ticker: Ticker) -> Quote:
             underlying_price=ib_positive(model.undPrice),
         )
     stamp = ticker.time.timestamp() if ticker.time is not None else time.time()
+    dividend = ticker.dividends  # generic tick 456, parsed by ib_async into Dividends
     return Quote(
         con_id=target.con_id,
         bid=ib_positive(ticker.bid),
@@ -464,4 +465,10 @@ def ticker_quote(target: QuoteTarget, ticker: Ticker) -> Quote:
         greeks=greeks,
         data_type=MARKET_DATA_TYPES.get(ticker.marketDataType, "live"),
         ts=int(stamp * 1e9),
+        dividend_ex_date=(
+            dividend.nextDate.isoformat()
+            if dividend is not None and dividend.nextDate is not None
+            else None
+        ),
+        dividend_amount=ib_positive(dividend.nextAmount) if dividend is not None else None,
     )

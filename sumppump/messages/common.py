@@ -151,6 +151,10 @@ class Quote(msgspec.Struct, frozen=True, kw_only=True):
     greeks: Greeks | None = None
     data_type: DataType = "live"
     ts: int = 0
+    #: The next dividend, from IB's generic tick 456 ("IB Dividends": nextDate, nextAmount)
+    #: when it was asked for; ``None`` when IB sent none.
+    dividend_ex_date: str | None = None
+    dividend_amount: float | None = None
 
     @property
     def mid(self) -> float | None:

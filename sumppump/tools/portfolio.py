@@ -39,7 +39,7 @@ from sumppump.messages.orders import FetchOrderBook, OrderBook
 from sumppump.rendering import portfolio as render
 from sumppump.rendering.portfolio import PortfolioResult, expiry_status_line, portfolio_result
 from sumppump.tools.common import Failure, expect, ok, read_tool, result_schema, tool_body
-from sumppump.trading.expiry_watch import ExpiryWatch, watch_expiries
+from sumppump.trading.expiry_watch import Dividend, ExpiryWatch, watch_expiries
 from sumppump.trading.portfolio import STOP_TYPES, WorkingOrder, value_portfolio
 
 if TYPE_CHECKING:
@@ -57,6 +57,13 @@ def occ_symbol(p: PositionInfo) -> str:
     ``AAPL  261218C00200000`` (root padded to 6, YYMMDD, right, strike × 1000 on 8 digits)."""
     expiry = (p.expiry or "").replace("-", "")
     return f"{p.symbol:<6}{expiry[2:]}{p.right}{round((p.strike or 0.0) * 1000):08d}"
+
+
+def _dividend(quote: Quote | None) -> Dividend | None:
+    """The next dividend IB gave for an underlying (generic tick 456), if any."""
+    if quote is None or quote.dividend_ex_date is None or quote.dividend_amount is None:
+        return None
+    return Dividend(ex_date=quote.dividend_ex_date, amount=quote.dividend_amount)
 
 
 def _today(service: Service) -> dt.date:
@@ -147,9 +154,17 @@ async def gather_book(service: Service) -> tuple[PortfolioResult, ExpiryWatch]:
         underlying[symbol] = resolved.contract.con_id
         targets.append(QuoteTarget(con_id=resolved.contract.con_id, symbol=symbol, sec_type="STK"))
     quotes: dict[int, Quote] = {}
-    if targets:
-        got = expect(await service.ask("connection", FetchQuotes(targets=tuple(targets))), Quotes)
-        quotes = {q.con_id: q for q in got.quotes}
+    # Underlyings are asked with IB's generic tick 456 (their next dividend, for the
+    # early-assignment check); options without it.
+    for wanted, ticks in (("STK", "456"), ("OPT", "")):
+        batch = tuple(t for t in targets if (t.sec_type == "OPT") == (wanted == "OPT"))
+        if not batch:
+            continue
+        got = expect(
+            await service.ask("connection", FetchQuotes(targets=batch, generic_ticks=ticks)),
+            Quotes,
+        )
+        quotes.update((q.con_id, q) for q in got.quotes)
         if got.missing:
             notes.append(f"{len(got.missing)} quotes did not arrive in time")
         notes.extend(got.notices)
@@ -175,7 +190,7 @@ async def gather_book(service: Service) -> tuple[PortfolioResult, ExpiryWatch]:
         spots=spots,
         available_funds=account.available_funds,
         today=today,
-        dividends=None,  # IB's tick 456 is not fetched yet: the dividend check says so
+        dividends={s: _dividend(quotes.get(cid)) for s, cid in underlying.items()},
     )
     return portfolio_result(portfolio, watch, tuple(notes)), watch
 
