@@ -1,17 +1,35 @@
-"""Position-change tools: close_position, modify_order, roll_position. Each answers a preview
-(with the order ticket), placed through execute_trade after the person's explicit yes."""
+"""Position-change tools: close_position, modify_order, roll_position, exercise_option. Each
+answers a preview (the first three with the order ticket), placed through execute_trade after
+the person's explicit yes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
 from pydantic import Field
 
-from sumppump.messages.execution import PrepareClose, PrepareModify, PrepareRoll
+from sumppump.messages.execution import (
+    ExecutionRefused,
+    ExercisePreviewCreated,
+    PrepareClose,
+    PrepareExercise,
+    PrepareModify,
+    PrepareRoll,
+)
+from sumppump.rendering import trading as render
 from sumppump.ticket import ticket_view
-from sumppump.tools.common import Strikes, Symbol, preview_tool, result_schema, tool_body
+from sumppump.tools.common import (
+    Strikes,
+    Symbol,
+    expect,
+    ok,
+    preview_tool,
+    refusal,
+    result_schema,
+    tool_body,
+)
 from sumppump.tools.trading import PREVIEW_FIELDS, previewed
 
 if TYPE_CHECKING:
@@ -21,6 +39,10 @@ __all__ = ["register"]
 
 _POSITION = Field(max_length=100, description="which, if several: order_ref or description")
 _PRICE = Field(ge=-100_000, le=100_000)
+EXERCISE_FIELDS = (
+    "kind", "contract", "shares", "cash", "shares_after", "contracts_after", "cutoff",
+    "preview_id", "expires_at", "confirm_text",
+)  # fmt: skip
 
 
 def register(app: FastMCP[Any], service: Service) -> None:
@@ -113,3 +135,29 @@ def register(app: FastMCP[Any], service: Service) -> None:
             ),
             "roll",
         )
+
+    @app.tool(
+        annotations=preview_tool("Preview exercising or lapsing an option"),
+        output_schema=result_schema(*EXERCISE_FIELDS),
+    )
+    @tool_body
+    async def exercise_option(
+        symbol: Symbol,
+        position: Annotated[
+            str | None, Field(max_length=100, description="which option: 'expiry strike C|P'")
+        ] = None,
+        quantity: Annotated[
+            int | None, Field(ge=1, le=100_000, description="contracts; omit for all")
+        ] = None,
+        action: Literal["exercise", "lapse"] = "exercise",
+    ) -> ToolResult:
+        """Preview exercising a long option, or lapse (do not exercise, e.g. stop the
+        auto-exercise of one in the money): shares, cash, the position afterwards and IB's
+        cut-off. Irrevocable once sent through execute_trade."""
+        request = PrepareExercise(
+            symbol=symbol, position=position, quantity=quantity, action=action
+        )
+        reply = await service.ask("execution", request)
+        if isinstance(reply, ExecutionRefused):
+            raise refusal(reply.code, reply.message, reply.hint)
+        return ok(service, render.exercise_preview(expect(reply, ExercisePreviewCreated)))
