@@ -65,8 +65,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
         ] = None,
     ) -> ToolResult:
         """Preview closing all or part of a position: proceeds or cost, realised P&L,
-        commission, what remains and what happens to its stops. A spread, collar or
-        buy-write opened together closes as one combo. Placed through execute_trade."""
+        commission, what remains, its stops. A combo opened together closes as one.
+        Placed through execute_trade."""
         return await previewed(
             service,
             PrepareClose(
@@ -122,8 +122,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
         ] = None,
     ) -> ToolResult:
         """Preview rolling a long option or debit spread to a later expiry (optionally other
-        strikes) as one combo: the new position's max loss, max gain and breakevens, and the
-        roll's net debit or credit. Placed through execute_trade."""
+        strikes) as one combo: new max loss, max gain, breakevens, net debit or credit.
+        Placed through execute_trade."""
         return await previewed(
             service,
             PrepareRoll(
@@ -144,16 +144,15 @@ def register(app: FastMCP[Any], service: Service) -> None:
     async def exercise_option(
         symbol: Symbol,
         position: Annotated[
-            str | None, Field(max_length=100, description="which option: 'expiry strike C|P'")
+            str | None, Field(max_length=100, description="'expiry strike C|P'")
         ] = None,
-        quantity: Annotated[
-            int | None, Field(ge=1, le=100_000, description="contracts; omit for all")
-        ] = None,
-        action: Literal["exercise", "lapse"] = "exercise",
+        quantity: Annotated[int | None, Field(ge=1, le=100_000, description="omit: all")] = None,
+        action: Annotated[
+            Literal["exercise", "lapse"], Field(description="lapse: do not exercise")
+        ] = "exercise",
     ) -> ToolResult:
-        """Preview exercising a long option, or lapse (do not exercise, e.g. stop the
-        auto-exercise of one in the money): shares, cash, the position afterwards and IB's
-        cut-off. Irrevocable once sent through execute_trade."""
+        """Preview exercising a long option, or lapsing it: shares, cash, position after,
+        IB's cut-off. Irrevocable once placed through execute_trade."""
         request = PrepareExercise(
             symbol=symbol, position=position, quantity=quantity, action=action
         )
