@@ -38,8 +38,9 @@ from sumppump.trading.exercise import (
     exercise_confirm_text,
     plan_exercise,
 )
-from sumppump.trading.gate import approval_refusal, busy
+from sumppump.trading.gate import approval_refusal, breaker_refusal, busy, connection_refusal
 from sumppump.trading.previews import PreviewStore, new_preview_id
+from sumppump.trading.prices import mid_or_last
 from sumppump.trading.refusals import refused
 
 __all__ = ["ExerciseInstructions"]
@@ -105,10 +106,8 @@ class ExerciseInstructions:
         if isinstance(option, ExerciseRefused):
             return _as_refusal(option)
         quotes = await reads.quotes(symbol, ())
-        spot = None
-        if not isinstance(quotes, ex.ExecutionRefused) and quotes:
-            q = quotes[-1]  # the underlying comes last
-            spot = (q.bid + q.ask) / 2 if q.bid and q.ask else q.last
+        # the underlying comes last; without a price the plan only omits the intrinsic value
+        spot = mid_or_last(quotes[-1]) if isinstance(quotes, tuple) and quotes else None
         shares = sum(p.quantity for p in held if p.sec_type == "STK")
         plan = plan_exercise(
             option,
@@ -269,16 +268,7 @@ class ExerciseInstructions:
         gate = approval_refusal(mode, msg.approval, pid)
         if gate is not None:
             return gate
-        if breaker.open:
-            return refused(
-                ErrorCode.ORDER_REJECTED,
-                f"the circuit breaker is open after {breaker.consecutive} consecutive "
-                f"rejections (last: {breaker.last_rejection})",
-                "check the rejections in TWS, then reset the breaker or restart sumppump",
-                reason="breaker_open",
-                order_ref=pid,
-            )
-        return None if ready else busy(pid)
+        return breaker_refusal(breaker, pid) or (None if ready else busy(pid))
 
     def _answer(
         self, ticket: _Ticket, reply: Reply | str, breaker: CircuitBreaker
@@ -404,17 +394,9 @@ def _connection_refusal(
 ) -> ex.ExecutionRefused | None:
     """Connected, reconciled, and on the connection the preview was made on."""
     pid = ticket.preview_id
-    if not isinstance(state, ConnectionState) or state.state != "connected":
-        why = state.last_error if isinstance(state, ConnectionState) else str(state)
-        return refused(
-            ErrorCode.NOT_CONNECTED,
-            f"not connected to TWS: {why}".rstrip(": "),
-            "start TWS (or wait for the reconnect), then execute again",
-            reason="not_connected",
-            order_ref=pid,
-        )
-    if state.epoch != reconciled_epoch:
-        return busy(pid)
+    refusal = connection_refusal(pid, state, reconciled_epoch)
+    if refusal is not None or not isinstance(state, ConnectionState):
+        return refusal
     if state.epoch != ticket.epoch:
         return refused(
             ErrorCode.NOT_CONNECTED,
