@@ -121,9 +121,9 @@ def register(app: FastMCP[Any], service: Service) -> None:
             float | None, _PRICE, Field(description="net per unit; omit for the mid")
         ] = None,
     ) -> ToolResult:
-        """Preview rolling a long option or debit spread to a later expiry (optionally other
-        strikes) as one combo: new max loss, max gain, breakevens, net debit or credit.
-        Placed through execute_trade."""
+        """Preview rolling a long option, debit spread or covered call's short call to a later
+        expiry (optionally other strikes) as one combo: new max loss, max gain, breakevens,
+        net debit or credit. Placed through execute_trade."""
         return await previewed(
             service,
             PrepareRoll(
