@@ -166,7 +166,15 @@ class ExerciseInstructions:
             spot=spot,
             cutoff=plan.cutoff,
             cutoff_source=plan.cutoff_source,
-            warnings=plan.warnings,
+            warnings=(*plan.warnings, *self._mode_warning()),
+        )
+
+    def _mode_warning(self) -> tuple[str, ...]:
+        if self._settings.approval_mode != "tws":
+            return ()
+        # An exercise instruction has no transmit flag: it cannot wait in TWS like an order.
+        return (
+            "approval mode tws: an exercise has no Transmit step in TWS; execute_trade sends it",
         )
 
     async def execute(
