@@ -195,9 +195,10 @@ class ExerciseInstructions:
         if refusal is not None:
             await journal.refusal(pid, refusal)
             return refusal
-        # Single use: nothing awaits between the check above and this mark.
-        if self._open.pop(pid, None) is None:
-            return refused(ErrorCode.PREVIEW_USED, "already used", "", order_ref=pid)
+        # Single use: execution handles one message at a time, so no other execute of this id
+        # can run between the checks above and this mark.
+        if self._open.pop(pid, None) is None:  # pragma: no cover
+            return refused(ErrorCode.PREVIEW_USED, "already used", "make a fresh preview")
         store.remember_used(pid, ticket.symbol)
         plan = ticket.plan
         try:
@@ -284,6 +285,7 @@ class ExerciseInstructions:
         pid, plan = ticket.preview_id, ticket.plan
         match reply:
             case ExerciseDone():
+                breaker.accepted()
                 if plan.action == "lapse":
                     state = "lapse_sent"
                 else:

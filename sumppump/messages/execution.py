@@ -43,6 +43,12 @@ the check and the mark) and a ``submit`` line is written to the audit log (fsync
 and the order is never sent again; :class:`GetOrderStatus` reports its real state once
 reconciliation has found it (or established that TWS never received it).
 
+``exercise_option`` ends in :class:`PrepareExercise` → :class:`ExercisePreviewCreated`; its id
+goes through the same :class:`ExecutePreview` (approval, single use, confirm text, breaker,
+connection, a ``submit`` line with ``kind="exercise"`` before sending; no price or risk re-check:
+nothing is bought at a market price), which sends the order desk's ``ExerciseOption`` and answers
+:class:`ExerciseSubmitted`; :class:`GetOrderOutcome` reports it.
+
 Callers: an ``ActorDown`` / ``CallTimeout`` from ``execution.call(ExecutePreview(...))`` itself
 must be reported as ``ORDER_OUTCOME_UNKNOWN`` with the ``preview_id`` as ``order_ref`` (the MCP
 layer does this); never retry the call.
