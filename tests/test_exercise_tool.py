@@ -156,3 +156,23 @@ async def test_lapse_and_the_refusals(app: App) -> None:
     late = await app.call("exercise_option", {"symbol": "AAPL", "position": long_leg})
     assert code_of(late) == "MARKET_CLOSED" and "17:25" in late["error"]["message"]
     assert len(app.sim.exercise_requests) == 1
+
+
+async def test_ibs_refusal_after_the_cutoff_counts_toward_the_breaker(app: App) -> None:
+    await open_filled(app, "long_call", [0])
+    con_id, _strike, expiry, _ = long_call(app)
+    day = dt.date.fromisoformat(expiry)
+    app.sim.clock.set(dt.datetime.combine(day, dt.time(17, 20), NEW_YORK))
+    previews = [await app.ok("exercise_option", {"symbol": "AAPL"}) for _ in range(4)]
+    # IB's cut-off passes between the preview and the execute: IB refuses (code 321)
+    app.sim.clock.set(dt.datetime.combine(day, dt.time(17, 26), NEW_YORK))
+    for preview in previews[:3]:
+        answer = await confirm(app, preview)
+        assert code_of(answer) == "ORDER_REJECTED" and "17:25" in answer["error"]["message"]
+    blocked = await confirm(app, previews[3])
+    assert code_of(blocked) == "ORDER_REJECTED" and "circuit breaker" in str(blocked)
+    assert len(app.sim.requests_named("exerciseOptions")) == 3  # the fourth was never sent
+    assert not app.sim.exercise_requests  # none accepted
+    assert long_call(app)[0] == con_id
+    status = await app.ok("get_order_status", {"order_ref": previews[0]["preview_id"]})
+    assert status["outcome"] == "rejected"

@@ -143,7 +143,16 @@ class ExecutionActor(Actor):
         self._store = PreviewStore(settings.preview_ttl_s, mono=mono, wall=wall)
         self._ledger = OrderLedger()
         clock = now or (lambda: dt.datetime.fromtimestamp(wall(), dt.UTC))
-        parts = (settings, self._reads, self._journal, self._store, self._breaker, clock, mono)
+        parts = (
+            settings,
+            self._reads,
+            self._journal,
+            self._store,
+            self._breaker,
+            clock,
+            mono,
+            wall,
+        )
         self._exercises = ExerciseInstructions(*parts, simulated=simulated)
         self._wall = wall
         self._ack_window = ack_window

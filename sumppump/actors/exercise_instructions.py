@@ -65,7 +65,8 @@ class _Ticket:
 class ExerciseInstructions:
     """Open exercise previews and the outcomes of sent ones; owned by the execution actor
     (one message at a time), sharing its reads, journal, order preview store (for the ``used``
-    tombstones) and circuit breaker. ``now`` is the wall clock IB's cut-off is checked on."""
+    tombstones) and circuit breaker. ``now`` is the clock IB's cut-off is checked on (the
+    market's: the simulator's in a simulated session); ``mono``/``wall`` the preview TTL's."""
 
     def __init__(
         self,
@@ -76,6 +77,7 @@ class ExerciseInstructions:
         breaker: CircuitBreaker,
         now: Callable[[], dt.datetime],
         mono: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         *,
         simulated: bool = False,
     ) -> None:
@@ -86,6 +88,7 @@ class ExerciseInstructions:
         self._breaker = breaker
         self.now = now
         self.mono = mono
+        self.wall = wall
         self._simulated = simulated
         self.ttl_s = settings.preview_ttl_s
         self._open: dict[str, _Ticket] = {}
@@ -123,7 +126,7 @@ class ExerciseInstructions:
         account_kind = account_kind_of(option.account, simulated=self._simulated)
         text = exercise_confirm_text(plan, account=option.account, account_kind=account_kind)
         pid = new_preview_id()
-        wall = self.now().timestamp()
+        wall = self.wall()
         ticket = _Ticket(
             preview_id=pid,
             symbol=symbol,
@@ -257,7 +260,7 @@ class ExerciseInstructions:
                 reason="unknown_approval_mode",
                 order_ref=pid,
             )
-        if self.mono() >= ticket.expires_mono or self.now().timestamp() >= ticket.expires_wall:
+        if self.mono() >= ticket.expires_mono or self.wall() >= ticket.expires_wall:
             self._open.pop(pid, None)
             return refused(
                 ErrorCode.PREVIEW_EXPIRED,
