@@ -1,6 +1,7 @@
 """Position-change tools: close_position, modify_order, roll_position, exercise_option. Each
 answers a preview (the first three with the order ticket), placed through execute_trade after
-the person's explicit yes."""
+the person's explicit yes (execute_trade's own description says so: the tool descriptions
+leave it out to keep the listing within its 10,000-character budget)."""
 
 from __future__ import annotations
 
@@ -64,9 +65,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
             float | None, _PRICE, Field(description="net per unit; omit for the mid")
         ] = None,
     ) -> ToolResult:
-        """Preview closing all or part of a position: proceeds or cost, realised P&L,
-        commission, what remains, its stops. A combo opened together closes as one.
-        Placed through execute_trade."""
+        """Preview closing all or part of a position (a combo opened together closes as
+        one): proceeds, realised P&L, commission, what remains, its stops."""
         return await previewed(
             service,
             PrepareClose(
@@ -89,8 +89,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
         quantity: Annotated[int | None, Field(ge=1, le=100_000, description="new quantity")] = None,
         stop_price: Annotated[float | None, _PRICE, Field(description="new stop")] = None,
     ) -> ToolResult:
-        """Preview a new limit, quantity or stop for a working order SumpPump placed, old and
-        new side by side. Placed through execute_trade (same IB order, modified)."""
+        """Preview a new limit, quantity or stop for a working SumpPump order, old vs new
+        (the same IB order, modified)."""
         return await previewed(
             service,
             PrepareModify(
@@ -122,8 +122,7 @@ def register(app: FastMCP[Any], service: Service) -> None:
         ] = None,
     ) -> ToolResult:
         """Preview rolling a long option, debit spread or covered call's short call to a later
-        expiry (optionally other strikes) as one combo: new max loss, max gain, breakevens,
-        net debit or credit. Placed through execute_trade."""
+        expiry (and strikes) as one combo: new max loss, max gain, breakevens, net price."""
         return await previewed(
             service,
             PrepareRoll(
@@ -151,8 +150,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
             Literal["exercise", "lapse"], Field(description="lapse: do not exercise")
         ] = "exercise",
     ) -> ToolResult:
-        """Preview exercising a long option, or lapsing it: shares, cash, position after,
-        IB's cut-off. Irrevocable once placed through execute_trade."""
+        """Preview exercising or lapsing a long option: shares, cash, position after, IB's
+        cut-off. Irrevocable once executed."""
         request = PrepareExercise(
             symbol=symbol, position=position, quantity=quantity, action=action
         )
