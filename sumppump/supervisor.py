@@ -587,6 +587,7 @@ def build_tree(
             risk=refs.risk,
             breaker=breaker,
             simulated=simulated,
+            now=now,
         )
 
     def rate_limiter() -> Actor:

@@ -39,8 +39,8 @@ async def test_serve_sim_over_stdio_answers_tools_and_exits_cleanly(tmp_path: Pa
         async with Client(transport(tmp_path)) as client:
             tools = await client.list_tools()
             model_visible = [t for t in tools if "visibility" not in (t.meta or {}).get("ui", {})]
-            assert len(model_visible) == 19  # plus the order ticket's three app-only tools
-            assert len(tools) == 22
+            assert len(model_visible) == 20  # plus the order ticket's three app-only tools
+            assert len(tools) == 23
             status = await client.call_tool("get_status", {})
             assert status.structured_content is not None
             assert status.structured_content["environment"] == "SIMULATED"
@@ -106,7 +106,7 @@ def test_stdout_carries_only_protocol_messages_and_eof_ends_the_process(tmp_path
                     if "id" in message:
                         answers[message["id"]] = message
             listed = answers[2]["result"]["tools"]
-            assert len(listed) == 22  # the design's 19 and the order ticket's three app-only tools
+            assert len(listed) == 23  # the design's 20 and the order ticket's three app-only tools
             assert sum("visibility" in t.get("_meta", {}).get("ui", {}) for t in listed) == 3
             assert answers[3]["result"]["structuredContent"]["environment"] == "SIMULATED"
             proc.stdin.close()  # the client goes away: the server must exit by itself

@@ -34,6 +34,7 @@ TOOLS = {
     "modify_order",
     "roll_position",
     "get_portfolio",
+    "exercise_option",
 }
 READ_ONLY = TOOLS - {"execute_trade", "cancel_order"}  # previews are read-only: nothing is sent
 

@@ -35,6 +35,7 @@ afterwards; every update is idempotent and monotonic (the ledger's state machine
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +44,8 @@ from typing import Final, assert_never
 import anyio
 import msgspec
 
+from sumppump.actors.exercise_instructions import ExerciseInstructions
+from sumppump.actors.order_cancel import cancel_by_ref
 from sumppump.actors.order_journal import OrderJournal
 from sumppump.actors.runtime import Actor, ActorDown, CallTimeout, Ref, remaining_budget
 from sumppump.actors.trading_reads import TradingReads, risk_via_actor
@@ -50,12 +53,11 @@ from sumppump.audit import AuditLog, read_audit_state
 from sumppump.messages import execution as ex
 from sumppump.messages.base import Message, Reply
 from sumppump.messages.chain_cache import SymbolSwitched
-from sumppump.messages.common import NotConnected, Ping, Pong
+from sumppump.messages.common import Ping, Pong
 from sumppump.messages.connection import ConnectionDown, ConnectionState, ConnectionUp
 from sumppump.messages.errors import ErrorCode
 from sumppump.messages.orders import (
     CancelOrder,
-    CancelRequested,
     CommissionReported,
     FetchOrderBook,
     FillReported,
@@ -79,8 +81,6 @@ from sumppump.trading.previews import Preview, PreviewStore, is_preview_id
 from sumppump.trading.prices import option_leg_keys
 from sumppump.trading.reconciliation import is_done
 from sumppump.trading.refusals import (
-    cancel_failed,
-    cancel_refusal,
     refused,
     rejected,
     tombstone_refusal,
@@ -131,6 +131,7 @@ class ExecutionActor(Actor):
         ack_window: float = ACK_WINDOW_S,
         refresh_interval: float = 30.0,
         simulated: bool = False,
+        now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self._settings = settings
         self._simulated = simulated
@@ -141,6 +142,18 @@ class ExecutionActor(Actor):
         self._journal = OrderJournal(log_file, owned=audit is None)
         self._store = PreviewStore(settings.preview_ttl_s, mono=mono, wall=wall)
         self._ledger = OrderLedger()
+        clock = now or (lambda: dt.datetime.fromtimestamp(wall(), dt.UTC))
+        parts = (
+            settings,
+            self._reads,
+            self._journal,
+            self._store,
+            self._breaker,
+            clock,
+            mono,
+            wall,
+        )
+        self._exercises = ExerciseInstructions(*parts, simulated=simulated)
         self._wall = wall
         self._ack_window = ack_window
         self._refresh_interval = refresh_interval
@@ -228,13 +241,22 @@ class ExecutionActor(Actor):
                 return await self._prepare_modify(msg)
             case ex.PrepareRoll():
                 return await self._prepare_roll(msg)
+            case ex.PrepareExercise():
+                return await self._exercises.prepare(msg)
+            case ex.ExecutePreview() if self._exercises.holds(msg.preview_id):
+                ready = self._loaded and not self._reconciling
+                return await self._exercises.execute(msg, ready, self._reconciled_epoch)
             case ex.ExecutePreview():
                 return await self._execute(msg)
             case ex.GetOrderStatus():
-                return report.status_report(msg.order_ref, self._ledger.get(msg.order_ref))
+                return self._exercises.status(msg.order_ref) or report.status_report(
+                    msg.order_ref, self._ledger.get(msg.order_ref)
+                )
             case ex.GetOrderOutcome():
                 ref = msg.order_ref.strip()
-                return report.order_outcome(ref, self._ledger.get(ref), self._store.lookup(ref))
+                exercise = self._exercises.outcome(ref)
+                ledger, store = self._ledger.get(ref), self._store.lookup(ref)
+                return exercise or report.order_outcome(ref, ledger, store)
             case ex.CancelByRef():
                 return await self._cancel(msg.order_ref.strip())
             case ex.GetFills():
@@ -566,31 +588,10 @@ class ExecutionActor(Actor):
     # ------------------------------------------------------------------ cancel
 
     async def _cancel(self, ref: str) -> Reply:
-        known = self._ledger.get(ref)
-        refusal = cancel_refusal(ref, is_preview_id(ref), known.state if known else None)
-        if refusal is not None:
-            return refusal
-        try:
-            reply = await self._reads.connection.call(
-                CancelOrder(order_ref=ref), timeout=max(1.0, remaining_budget(8.0) - 0.5)
-            )
-        except (ActorDown, CallTimeout) as exc:
-            return await self._unknown(ref, f"the cancel request ended in {type(exc).__name__}")
-        match reply:
-            case CancelRequested(order_id=order_id, status=status):
-                await self._journal.line("cancel", order_ref=ref, order_id=order_id, status=status)
-                self._ledger.cancel_requested(ref, reply)
-                message = f"cancel requested; the order is {status}"
-                return ex.CancelResult(
-                    order_ref=ref, order_id=order_id, status=status, message=message
-                )
-            case OrderRejected() | NotConnected():
-                refusal = cancel_failed(ref, reply)
-                if isinstance(reply, OrderRejected):
-                    await self._journal.refusal(ref, refusal)
-                return refusal
-            case _:
-                return await self._unknown(ref, f"unexpected answer {type(reply).__name__}")
+        reply = await cancel_by_ref(ref, self._ledger, self._reads.connection, self._journal)
+        if isinstance(reply, str):
+            return await self._unknown(ref, reply)
+        return reply
 
     # ------------------------------------------------------------------ stops and changes
 

@@ -81,6 +81,17 @@ class OrderJournal:
             approval=approval.description,
         )
 
+    async def write_ahead_exercise(
+        self, ref: str, approval: ApprovalContext, **fields: Any
+    ) -> None:
+        """The fsync-ed ``submit`` line (``kind="exercise"``) of an exercise or lapse
+        instruction; the ledger's replay knows it as a used id, not an order.
+
+        :raises OSError: the line could not be written (nothing may be sent)."""
+        await self._audit.write(
+            "submit", order_ref=ref, kind="exercise", approval=approval.description, **fields
+        )
+
     async def line(self, event: AuditEvent, *, order_ref: str, **fields: Any) -> None:
         """Any other line; a failure is logged, not raised."""
         try:

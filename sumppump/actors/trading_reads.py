@@ -33,12 +33,11 @@ from sumppump.messages.risk import (
     RiskRejected,
     StrategyAnalysed,
 )
-from sumppump.trading.changes import RollTarget
+from sumppump.trading.changes import RollTarget, roll_strategy
 from sumppump.trading.gate import Hours, RiskVerdict, leg_quotes
 from sumppump.trading.previews import Preview
 from sumppump.trading.prices import option_leg_keys, price_multiplier
 from sumppump.trading.refusals import not_connected, refused
-from sumppump.trading.terms import strategy_id
 
 __all__ = ["QUOTES_LEAVE_S", "RISK_LEAVES_S", "TradingReads", "risk_via_actor"]
 
@@ -151,7 +150,7 @@ class TradingReads:
             )
         request = AnalyseStrategy(
             symbol=target.symbol,
-            strategy=strategy_id(target.structure.name),
+            strategy=roll_strategy(target.structure.name),
             expiry=target.new_expiry,
             strikes=target.new_strikes,
             quantity=target.units,

@@ -43,6 +43,12 @@ the check and the mark) and a ``submit`` line is written to the audit log (fsync
 and the order is never sent again; :class:`GetOrderStatus` reports its real state once
 reconciliation has found it (or established that TWS never received it).
 
+``exercise_option`` ends in :class:`PrepareExercise` → :class:`ExercisePreviewCreated`; its id
+goes through the same :class:`ExecutePreview` (approval, single use, confirm text, breaker,
+connection, a ``submit`` line with ``kind="exercise"`` before sending; no price or risk re-check:
+nothing is bought at a market price), which sends the order desk's ``ExerciseOption`` and answers
+:class:`ExerciseSubmitted`; :class:`GetOrderOutcome` reports it.
+
 Callers: an ``ActorDown`` / ``CallTimeout`` from ``execution.call(ExecutePreview(...))`` itself
 must be reported as ``ORDER_OUTCOME_UNKNOWN`` with the ``preview_id`` as ``order_ref`` (the MCP
 layer does this); never retry the call.
@@ -72,6 +78,8 @@ __all__ = [
     "ExecutionRefused",
     "ExecutionReply",
     "ExecutionRequest",
+    "ExercisePreviewCreated",
+    "ExerciseSubmitted",
     "FillInfo",
     "Fills",
     "GetBreaker",
@@ -85,6 +93,7 @@ __all__ = [
     "OrderTerms",
     "OutcomeUnknown",
     "PrepareClose",
+    "PrepareExercise",
     "PrepareModify",
     "PrepareRoll",
     "PrepareStopLoss",
@@ -604,6 +613,71 @@ class Voided(Reply, frozen=True, kw_only=True):
     preview_ids: tuple[str, ...]
 
 
+# ---------------------------------------------------------------- exercise and lapse
+
+
+class PrepareExercise(Command, frozen=True, kw_only=True):
+    """Preview exercising (``action="exercise"``) or lapsing (do not exercise) ``quantity``
+    contracts (None: all) of the long option ``position`` (an ``expiry strike right`` text or
+    a con_id; None: the only option held in ``symbol``). Reply :class:`ExercisePreviewCreated`
+    or :class:`ExecutionRefused` (nothing stored). Executed with :class:`ExecutePreview` through
+    the same gate as an order; execution then sends the order desk's ``ExerciseOption``."""
+
+    symbol: str
+    position: str | None = None
+    quantity: int | None = None
+    action: Literal["exercise", "lapse"] = "exercise"
+
+
+class ExercisePreviewCreated(Reply, frozen=True, kw_only=True):
+    """A stored exercise or lapse instruction. ``shares``: + bought / − delivered; ``cash``:
+    money moved (− paid); ``shares_after`` / ``contracts_after``: what is held afterwards;
+    ``cutoff``: IB's deadline (ISO, New York offset) and ``cutoff_source`` where it is stated."""
+
+    preview_id: str
+    confirm_text: str
+    expires_at: str
+    expires_in_s: float
+    symbol: str
+    account: str
+    account_kind: AccountKind
+    action: Literal["exercise", "lapse"]
+    contract: str
+    con_id: int
+    contracts: int
+    shares: float
+    cash: float
+    shares_after: float
+    contracts_after: float
+    intrinsic: float | None = None
+    spot: float | None = None
+    cutoff: str
+    cutoff_source: str
+    warnings: tuple[str, ...] = ()
+
+
+class ExerciseSubmitted(Reply, frozen=True, kw_only=True):
+    """The instruction went to IB (irrevocable). ``confirmed``: the positions moved as an
+    exercise does; a lapse is never confirmed before expiry. ``state``: ``exercised``,
+    ``exercise_sent`` (no position change seen in time) or ``lapse_sent``."""
+
+    order_ref: str
+    symbol: str
+    action: Literal["exercise", "lapse"]
+    contract: str
+    quantity: int
+    state: str
+    confirmed: bool
+    option_position_before: float
+    option_position_after: float
+    shares_before: float | None = None
+    shares_after: float | None = None
+    cash: float
+    confirm_text: str
+    account_kind: AccountKind
+    message: str
+
+
 ExecutionRequest = (
     CreatePreview
     | PrepareStopLoss
@@ -619,6 +693,7 @@ ExecutionRequest = (
     | GetBreaker
     | VoidSymbol
     | DeclinePreview
+    | PrepareExercise
 )
 ExecutionReply = (
     PreviewCreated
@@ -631,4 +706,6 @@ ExecutionReply = (
     | Fills
     | BreakerState
     | Voided
+    | ExercisePreviewCreated
+    | ExerciseSubmitted
 )

@@ -16,6 +16,8 @@ import msgspec
 from sumppump.messages.execution import (
     CancelResult,
     ChangeDetails,
+    ExercisePreviewCreated,
+    ExerciseSubmitted,
     OrderSubmitted,
     OrderTerms,
 )
@@ -41,6 +43,8 @@ __all__ = [
     "PreviewResult",
     "analysis",
     "cancelled",
+    "exercise_preview",
+    "exercised",
     "order_terms",
     "preview",
     "submitted",
@@ -566,4 +570,94 @@ def cancelled(c: CancelResult) -> Rendered:
     text = f"Cancel of {c.order_ref} (IB id {c.order_id}): {c.status}."
     if c.message:
         text += f" {c.message}"
+    return Rendered(text, data)
+
+
+# ---------------------------------------------------------------------- exercise and lapse
+
+
+def exercise_preview(p: ExercisePreviewCreated) -> Rendered:
+    """exercise_option's preview: the instruction, shares, cash, the position afterwards, IB's
+    cut-off (and where it is stated), warnings, the preview id and confirm text."""
+    data = drop_none(
+        {
+            "kind": p.action,
+            "symbol": p.symbol,
+            "account": p.account,
+            "contract": p.contract,
+            "contracts": p.contracts,
+            "shares": rnum(p.shares, 4),
+            "cash": rcents(p.cash),
+            "shares_after": rnum(p.shares_after, 4),
+            "contracts_after": rnum(p.contracts_after, 4),
+            "spot": rcents(p.spot),
+            "intrinsic": rcents(p.intrinsic),
+            "cutoff": p.cutoff,
+            "cutoff_source": p.cutoff_source,
+            "warnings": list(p.warnings),
+            "preview_id": p.preview_id,
+            "expires_at": p.expires_at,
+            "confirm_text": p.confirm_text,
+        }
+    )
+    if p.action == "exercise":
+        verb = "buys" if p.shares >= 0 else "delivers"
+        money = "paid" if p.cash <= 0 else "received"
+        what = (
+            f"{verb} {abs(p.shares):g} {p.symbol} shares, {fcents(abs(p.cash))} {money}"
+            f"{' (needs cash or margin)' if p.cash < 0 else ''}"
+        )
+    else:
+        what = "no shares and no cash: the contracts expire worthless (no auto-exercise)"
+    lines = [
+        f"{p.action.capitalize()} preview for {p.symbol} ({p.account}): {p.contracts} "
+        f"{p.contract}: {what}.",
+        f"Afterwards: {p.shares_after:g} shares, {p.contracts_after:g} contracts"
+        + (
+            f"; spot {p.spot:g}, intrinsic {p.intrinsic:g}/share"
+            if p.spot and p.intrinsic is not None
+            else ""
+        )
+        + ".",
+        f"IB's cut-off: {p.cutoff} ({p.cutoff_source}).",
+    ]
+    lines.extend(f"Warning: {w}" for w in p.warnings)
+    lines.append(f"Preview {p.preview_id} expires {p.expires_at}. Confirm text: {p.confirm_text}")
+    lines.append(
+        f"Show this to the person; only their explicit yes to this exact {p.action} "
+        "instruction leads to execute_trade. It is irrevocable at IB."
+    )
+    return Rendered("\n".join(lines), data)
+
+
+def exercised(s: ExerciseSubmitted) -> Rendered:
+    """execute_trade of an exercise preview: what TWS showed afterwards."""
+    data = drop_none(
+        {
+            "order_ref": s.order_ref,
+            "symbol": s.symbol,
+            "status": s.state,
+            "action": s.action,
+            "contract": s.contract,
+            "quantity": s.quantity,
+            "confirmed": s.confirmed,
+            "contracts_before": rnum(s.option_position_before, 4),
+            "contracts_after": rnum(s.option_position_after, 4),
+            "shares_before": rnum(s.shares_before, 4),
+            "shares_after": rnum(s.shares_after, 4),
+            "cash": rcents(s.cash),
+            "message": s.message,
+        }
+    )
+    shares = (
+        f"; shares {s.shares_before:g} -> {s.shares_after:g}"
+        if s.shares_before is not None and s.shares_after is not None
+        else ""
+    )
+    text = (
+        f"{s.action.capitalize()} {s.order_ref}: {s.state} ({s.quantity} {s.contract}); "
+        f"contracts {s.option_position_before:g} -> {s.option_position_after:g}{shares}"
+        + (f"; cash {fsigned(s.cash)}" if s.action == "exercise" else "")
+        + f". {s.message}"
+    )
     return Rendered(text, data)

@@ -1,17 +1,36 @@
-"""Position-change tools: close_position, modify_order, roll_position. Each answers a preview
-(with the order ticket), placed through execute_trade after the person's explicit yes."""
+"""Position-change tools: close_position, modify_order, roll_position, exercise_option. Each
+answers a preview (the first three with the order ticket), placed through execute_trade after
+the person's explicit yes (execute_trade's own description says so: the tool descriptions
+leave it out to keep the listing within its 10,000-character budget)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
 from pydantic import Field
 
-from sumppump.messages.execution import PrepareClose, PrepareModify, PrepareRoll
+from sumppump.messages.execution import (
+    ExecutionRefused,
+    ExercisePreviewCreated,
+    PrepareClose,
+    PrepareExercise,
+    PrepareModify,
+    PrepareRoll,
+)
+from sumppump.rendering import trading as render
 from sumppump.ticket import ticket_view
-from sumppump.tools.common import Strikes, Symbol, preview_tool, result_schema, tool_body
+from sumppump.tools.common import (
+    Strikes,
+    Symbol,
+    expect,
+    ok,
+    preview_tool,
+    refusal,
+    result_schema,
+    tool_body,
+)
 from sumppump.tools.trading import PREVIEW_FIELDS, previewed
 
 if TYPE_CHECKING:
@@ -21,6 +40,10 @@ __all__ = ["register"]
 
 _POSITION = Field(max_length=100, description="which, if several: order_ref or description")
 _PRICE = Field(ge=-100_000, le=100_000)
+EXERCISE_FIELDS = (
+    "kind", "contract", "shares", "cash", "shares_after", "contracts_after", "cutoff",
+    "preview_id", "expires_at", "confirm_text",
+)  # fmt: skip
 
 
 def register(app: FastMCP[Any], service: Service) -> None:
@@ -42,9 +65,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
             float | None, _PRICE, Field(description="net per unit; omit for the mid")
         ] = None,
     ) -> ToolResult:
-        """Preview closing all or part of a position: proceeds or cost, realised P&L,
-        commission, what remains and what happens to its stops. A spread, collar or
-        buy-write opened together closes as one combo. Placed through execute_trade."""
+        """Preview closing all or part of a position (a combo opened together closes as
+        one): proceeds, realised P&L, commission, what remains, its stops."""
         return await previewed(
             service,
             PrepareClose(
@@ -67,8 +89,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
         quantity: Annotated[int | None, Field(ge=1, le=100_000, description="new quantity")] = None,
         stop_price: Annotated[float | None, _PRICE, Field(description="new stop")] = None,
     ) -> ToolResult:
-        """Preview a new limit, quantity or stop for a working order SumpPump placed, old and
-        new side by side. Placed through execute_trade (same IB order, modified)."""
+        """Preview a new limit, quantity or stop for a working SumpPump order, old vs new
+        (the same IB order, modified)."""
         return await previewed(
             service,
             PrepareModify(
@@ -99,9 +121,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
             float | None, _PRICE, Field(description="net per unit; omit for the mid")
         ] = None,
     ) -> ToolResult:
-        """Preview rolling a long option or debit spread to a later expiry (optionally other
-        strikes) as one combo: the new position's max loss, max gain and breakevens, and the
-        roll's net debit or credit. Placed through execute_trade."""
+        """Preview rolling a long option, debit spread or covered call's short call to a later
+        expiry (and strikes) as one combo: new max loss, max gain, breakevens, net price."""
         return await previewed(
             service,
             PrepareRoll(
@@ -113,3 +134,28 @@ def register(app: FastMCP[Any], service: Service) -> None:
             ),
             "roll",
         )
+
+    @app.tool(
+        annotations=preview_tool("Preview exercising or lapsing an option"),
+        output_schema=result_schema(*EXERCISE_FIELDS),
+    )
+    @tool_body
+    async def exercise_option(
+        symbol: Symbol,
+        position: Annotated[
+            str | None, Field(max_length=100, description="'expiry strike C|P'")
+        ] = None,
+        quantity: Annotated[int | None, Field(ge=1, le=100_000, description="omit: all")] = None,
+        action: Annotated[
+            Literal["exercise", "lapse"], Field(description="lapse: do not exercise")
+        ] = "exercise",
+    ) -> ToolResult:
+        """Preview exercising or lapsing a long option: shares, cash, position after, IB's
+        cut-off. Irrevocable once executed."""
+        request = PrepareExercise(
+            symbol=symbol, position=position, quantity=quantity, action=action
+        )
+        reply = await service.ask("execution", request)
+        if isinstance(reply, ExecutionRefused):
+            raise refusal(reply.code, reply.message, reply.hint)
+        return ok(service, render.exercise_preview(expect(reply, ExercisePreviewCreated)))

@@ -23,6 +23,7 @@ from sumppump.messages.execution import (
     CancelResult,
     ExecutePreview,
     ExecutionRefused,
+    ExerciseSubmitted,
     OrderSubmitted,
     OutcomeUnknown,
     PrepareStopLoss,
@@ -348,6 +349,8 @@ async def execute_preview(
             raise failure
         case OutcomeUnknown(order_ref=ref, message=message, hint=hint):
             raise Failure(ErrorCode.ORDER_OUTCOME_UNKNOWN, f"{message} (order {ref})", hint)
+    if isinstance(reply, ExerciseSubmitted):  # an exercise or lapse instruction was sent
+        return ok(service, render.exercised(reply))
     submitted = expect(raise_for_outcome(reply), OrderSubmitted)
     return ok(service, render.submitted(submitted))
 

@@ -60,7 +60,7 @@ from sumppump.trading.prices import (
 )
 from sumppump.trading.refusals import refused
 from sumppump.trading.stops import OCA_REDUCE, plan_stop_follow
-from sumppump.trading.terms import open_terms
+from sumppump.trading.terms import open_terms, strategy_id
 
 __all__ = [
     "ROLLABLE",
@@ -75,12 +75,24 @@ __all__ = [
     "plan_close",
     "plan_roll",
     "price_tick",
+    "roll_strategy",
     "roll_target",
     "tick_refusal",
 ]
 
 #: Strategies a roll keeps (the structure is re-opened at the later expiry).
-ROLLABLE: Final = frozenset({"long call", "long put", "bull call spread", "bear put spread"})
+ROLLABLE: Final = frozenset(
+    {"long call", "long put", "bull call spread", "bear put spread", "covered call", "short call"}
+)
+#: Structures whose roll moves only the option legs: a covered call's short call (held with
+#: the shares, or on its own over shares held before); the shares stay, and the Level-2 rule
+#: on the result (:func:`check_roll`) refuses a roll that would leave a call uncovered.
+ROLL_OPTIONS_ONLY: Final = frozenset({"covered call", "short call"})
+
+
+def roll_strategy(structure_name: str) -> str:
+    """The catalog strategy the new position of a roll is analysed as."""
+    return "covered_call" if structure_name in ROLL_OPTIONS_ONLY else strategy_id(structure_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,10 +294,14 @@ def roll_target(
     if structure.name not in ROLLABLE:
         return refused(
             ErrorCode.INVALID_ARGUMENT,
-            f"{structure.describe()} is not a long option or a debit spread; "
+            f"{structure.describe()} is not a long option, a debit spread or a covered call; "
             "roll_position rolls only those",
             "close it with close_position and open the new position with calculate_strategy",
         )
+    if structure.name in ROLL_OPTIONS_ONLY:
+        # A covered call's short call is bought back and another sold; the shares stay.
+        options = tuple(leg for leg in structure.legs if leg.position.sec_type == "OPT")
+        structure = msgspec.structs.replace(structure, legs=options)
     old_expiry = max(leg.position.expiry or "" for leg in structure.legs)
     if msg.new_expiry <= old_expiry:
         return refused(
@@ -307,15 +323,26 @@ def roll_target(
 def check_roll(
     target: RollTarget, analysed: StrategyAnalysed, held: Sequence[PositionInfo]
 ) -> CoverageVerdict | ExecutionRefused:
-    """The analysed new position must be options only, and what remains Level 2."""
-    if any(leg.sec_type != "OPT" for leg in analysed.order.legs):
+    """The analysed new position must be options only (a covered call's shares are held, not
+    traded), and what remains Level 2 (the new short call covered by the shares held)."""
+    new_legs = roll_legs(target, analysed)
+    if any(leg.sec_type != "OPT" for leg in new_legs):
         return refused(ErrorCode.INVALID_ARGUMENT, "a roll trades options only", "-")
-    legs = (*closing_legs(target.structure), *analysed.order.legs)
+    legs = (*closing_legs(target.structure), *new_legs)
     remains = level2_after(held, legs, target.units)
     refusal = _level2_refusal(
         remains, target.structure, target.structures, target.symbol, roll=True
     )
     return refusal if refusal is not None else remains
+
+
+def roll_legs(target: RollTarget, analysed: StrategyAnalysed) -> tuple[OrderLeg, ...]:
+    """The legs a roll opens: the analysed structure's, without the shares of a covered call
+    (they are already held)."""
+    legs = analysed.order.legs
+    if target.structure.name in ROLL_OPTIONS_ONLY:
+        legs = tuple(leg for leg in legs if leg.sec_type == "OPT")
+    return legs
 
 
 def plan_roll(
@@ -334,8 +361,9 @@ def plan_roll(
     """One guaranteed combo that sells the held legs and buys the analysed ones, at
     ``msg.limit_price`` or the mid; the terms are the new position's (:func:`open_terms`)."""
     structure, units, symbol = target.structure, target.units, target.symbol
+    options_only = structure.name in ROLL_OPTIONS_ONLY
     old_legs = closing_legs(structure)
-    new_legs = analysed.order.legs
+    new_legs = roll_legs(target, analysed)
     legs = (*old_legs, *new_legs)
     quotes = _merge_quotes(old_quotes, snapshot_quotes(analysed.quote_snapshot))
     account = structure.legs[0].position.account
@@ -393,6 +421,14 @@ def plan_roll(
         f"resulting position: {analysis.quantity} × {structure.name} {target.new_expiry} "
         f"{'/'.join(f'{k:g}' for k in target.new_strikes)}",
         "after it fills you will be asked to set a stop for the new position",
+        *(
+            [
+                "max loss, max gain and breakevens are the covered call's as if the shares were "
+                "bought now; the shares held stay"
+            ]
+            if options_only
+            else []
+        ),
         *analysed.warnings,
     ]
     if stops.follows:
@@ -410,8 +446,11 @@ def plan_roll(
         min_tick=0.01,
         warnings=tuple(notes),
         commission=commission,
-        shares_held_used=0,
-        order_max_loss=analysis.max_loss_with_commission,
+        # A covered call's roll adds at most its debit: assignment delivers the shares held.
+        shares_held_used=round(units * multiplier) if options_only else 0,
+        order_max_loss=round(max(limit, 0.0) * multiplier * units + commission, 2)
+        if options_only
+        else analysis.max_loss_with_commission,
         details=details,
         opening_con_ids=tuple(leg.con_id for leg in new_legs),
     )

@@ -211,3 +211,50 @@ def plan_exercise(
         cutoff_source=CUTOFF_SOURCE,
         warnings=tuple(warnings),
     )
+
+
+def choose_option(
+    held: list[PositionInfo], symbol: str, position: str | None
+) -> PositionInfo | ExerciseRefused:
+    """The option position of ``symbol`` named by ``position`` (a con_id, or words of its
+    ``expiry strike right`` such as ``2026-12-18 230 C``); None: the only option held.
+    Short options are candidates too, so :func:`plan_exercise` can say why it refuses one."""
+    options = [p for p in held if p.sec_type == "OPT"]
+    if position is not None and position.strip():
+        wanted = position.replace(",", " ").upper().split()
+        options = [p for p in options if _names(p, wanted)]
+    if len(options) == 1:
+        return options[0]
+    listed = "; ".join(_label(p) for p in options) or "none"
+    if not options:
+        return _refused(
+            "INVALID_ARGUMENT",
+            f"no option position in {symbol} matches {position or 'any'}",
+            "get_positions lists what is held",
+        )
+    return _refused(
+        "INVALID_ARGUMENT",
+        f"{len(options)} option positions in {symbol} match: {listed}",
+        "name one with position='<expiry> <strike> <C|P>' or its con_id",
+    )
+
+
+def _label(p: PositionInfo) -> str:
+    return f"{p.quantity:+g} {p.expiry} {(p.strike or 0.0):g} {p.right} (con_id {p.con_id})"
+
+
+def _names(p: PositionInfo, words: list[str]) -> bool:
+    if words == [str(p.con_id)]:
+        return True
+    own = {str(p.expiry), f"{p.strike or 0.0:g}", str(p.right), "CALL" if p.right == "C" else "PUT"}
+    return all(w in own for w in words)
+
+
+def exercise_confirm_text(plan: ExercisePlan, *, account: str, account_kind: str) -> str:
+    """The one line the person confirms: the instruction, the shares, the cash, the position
+    afterwards and IB's cut-off."""
+    cutoff = dt.datetime.fromisoformat(plan.cutoff)
+    return (
+        f"{plan.action.capitalize()} on {account_kind} account {account}: {plan.describe()} "
+        f"Irrevocable; IB's cut-off is {cutoff:%Y-%m-%d %H:%M} New York time."
+    )

@@ -134,18 +134,42 @@ def admit(
     gate = approval_refusal(mode, approval, pid)
     if gate is not None:
         return gate
-    if breaker.open:
-        return refused(
-            ErrorCode.ORDER_REJECTED,
-            f"the circuit breaker is open after {breaker.consecutive} consecutive "
-            f"rejections (last: {breaker.last_rejection})",
-            "check the rejections in TWS, then reset the breaker or restart sumppump",
-            reason="breaker_open",
-            order_ref=pid,
-        )
+    refusal = breaker_refusal(breaker, pid)
+    if refusal is not None:
+        return refusal
     if not ready:
         return busy(pid)
     return found
+
+
+def breaker_refusal(breaker: CircuitBreaker, pid: str) -> ExecutionRefused | None:
+    """The refusal while the circuit breaker is open (``reason="breaker_open"``)."""
+    if not breaker.open:
+        return None
+    return refused(
+        ErrorCode.ORDER_REJECTED,
+        f"the circuit breaker is open after {breaker.consecutive} consecutive "
+        f"rejections (last: {breaker.last_rejection})",
+        "check the rejections in TWS, then reset the breaker or restart sumppump",
+        reason="breaker_open",
+        order_ref=pid,
+    )
+
+
+def connection_refusal(
+    pid: str, state: ConnectionState | str, reconciled_epoch: int | None
+) -> ExecutionRefused | None:
+    """Not connected (``reason="not_connected"``), or not reconciled for this epoch yet."""
+    if not isinstance(state, ConnectionState) or state.state != "connected":
+        why = state.last_error if isinstance(state, ConnectionState) else str(state)
+        return refused(
+            ErrorCode.NOT_CONNECTED,
+            f"not connected to TWS: {why}".rstrip(": "),
+            "start TWS (or wait for the reconnect), then execute again",
+            reason="not_connected",
+            order_ref=pid,
+        )
+    return busy(pid) if state.epoch != reconciled_epoch else None
 
 
 def approval_refusal(mode: str, ctx: ApprovalContext, pid: str) -> ExecutionRefused | None:
@@ -205,17 +229,9 @@ def check_connection(
     """Connected, reconciled for this epoch (``reason="reconciling"``: the actor wakes its
     reconciliation), and the preview's epoch is the current one (else it is retired)."""
     pid = preview.preview_id
-    if not isinstance(state, ConnectionState) or state.state != "connected":
-        why = state.last_error if isinstance(state, ConnectionState) else str(state)
-        return refused(
-            ErrorCode.NOT_CONNECTED,
-            f"not connected to TWS: {why}".rstrip(": "),
-            "start TWS (or wait for the reconnect), then execute again",
-            reason="not_connected",
-            order_ref=pid,
-        )
-    if state.epoch != reconciled_epoch:
-        return busy(pid)
+    refusal = connection_refusal(pid, state, reconciled_epoch)
+    if refusal is not None or not isinstance(state, ConnectionState):
+        return refusal
     if state.epoch != preview.terms.epoch:
         store.retire(pid, "epoch_changed")
         return tombstone_refusal(pid, store.lookup(pid))

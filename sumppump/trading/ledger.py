@@ -486,6 +486,9 @@ class OrderLedger:
                 if known is not None and changed is not None:
                     known.spec = changed
                 continue
+            if event == "submit" and record.get("kind") == "exercise":
+                used.append((ref, str(record.get("symbol", ""))))  # an instruction, no order
+                continue
             if event == "submit":
                 used.append((ref, str(record.get("symbol", ""))))
                 self._replay_submit(ref, record)
