@@ -34,8 +34,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
     )
     @tool_body
     async def get_account() -> ToolResult:
-        """Net liquidation, available funds, buying power, excess liquidity, margins and cash,
-        and whether the account is LIVE or PAPER."""
+        """Net liquidation, available funds, buying power, excess liquidity, margins, cash;
+        LIVE or PAPER."""
         await service.connection_state()
         account = expect(await service.ask("connection", FetchAccount()), AccountSnapshot)
         return ok(service, render.account(account, kind=service.kind))
@@ -63,8 +63,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
     )
     @tool_body
     async def get_order_status(order_ref: OrderRef) -> ToolResult:
-        """What became of an order SumpPump placed or tried: working, filled (fills, price,
-        commission), cancelled, rejected (IB's reason), never reached TWS, or unknown."""
+        """Outcome of an order SumpPump placed or tried: working, filled (fills, price,
+        commission), cancelled, rejected (IB's reason), never reached TWS, unknown."""
         done = expect(
             await service.ask("execution", GetOrderOutcome(order_ref=order_ref)), OrderOutcome
         )

@@ -65,8 +65,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
             float | None, _PRICE, Field(description="net per unit; omit for the mid")
         ] = None,
     ) -> ToolResult:
-        """Preview closing all or part of a position (a combo opened together closes as
-        one): proceeds, realised P&L, commission, what remains, its stops."""
+        """Preview closing all or part of a position (a combo closes as one): proceeds,
+        realised P&L, commission, what remains, its stops."""
         return await previewed(
             service,
             PrepareClose(

@@ -60,9 +60,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
     )  # fmt: skip
     @tool_body
     async def get_status() -> ToolResult:
-        """TWS connection, account id and kind (LIVE/PAPER/SIMULATED), market-data type,
-        current symbol, IB pacing headroom, approval mode, and whether an order-ticket view
-        has opened in this session; one line of the expiry and assignment watch."""
+        """TWS connection, account and kind (LIVE/PAPER/SIMULATED), data type, current
+        symbol, pacing headroom, approval mode, ticket views seen, expiry-watch line."""
         state = await service.connection_state()
         session = expect(await service.ask("chain_cache", GetSession(), timeout=5), SessionInfo)
         pacing = expect(await service.ask("rate_limiter", GetPacingStats(), timeout=5), PacingStats)
@@ -108,9 +107,9 @@ def register(app: FastMCP[Any], service: Service) -> None:
         ] = 8,
         right: Annotated[RightArg, Field(description="C (calls), P (puts) or both")] = "both",
     ) -> ToolResult:
-        """One expiry's chain, one row per option: strike, right, bid, ask, mid, last, vol,
-        oi (open interest), iv (%), d/g/t/v (delta, gamma, theta per day, vega); underlying,
-        data type and greeks source stated once. Marked PARTIAL when quotes were missing."""
+        """One expiry's chain, a row per option: strike, right, bid, ask, mid, last, vol, oi,
+        iv %, d/g/t/v (delta, gamma, theta/day, vega); underlying, data type and greeks
+        source once. PARTIAL if quotes were missing."""
         await service.connection_state()
         await ctx.report_progress(0, 100, "fetching the chain")
         async with progress.forwarded(ctx.report_progress, start=5, end=95) as progress_id:
@@ -135,8 +134,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
     )
     @tool_body
     async def get_market_stats(symbol: Symbol) -> ToolResult:
-        """Last, day and 52-week range, volume vs average, historical volatility 20/30 days,
-        implied volatility with rank and percentile, put/call volume."""
+        """Last, day/52-week range, volume vs average, HV 20/30 d, IV with rank and
+        percentile, put/call volume."""
         await service.connection_state()
         stats = expect(await service.ask("chain_cache", GetMarketStats(symbol=symbol)), MarketStats)
         return ok(service, render.market_stats(stats))
@@ -159,8 +158,7 @@ def register(app: FastMCP[Any], service: Service) -> None:
             Field(description="one bar per"),
         ] = "1 day",
     ) -> ToolResult:
-        """OHLCV bars from IB: the period's open, close, high, low and change, then the
-        last 30 bars."""
+        """OHLCV bars: the period's open, close, high, low, change; the last 30 bars."""
         await service.connection_state()
         history = expect(
             await service.ask(

@@ -218,8 +218,7 @@ def register(app: FastMCP[Any], service: Service) -> None:
     )
     @tool_body
     async def get_portfolio() -> ToolResult:
-        """Holdings as structures (spreads, straddles, covered calls, collars, singles):
-        entry, mark, P&L, max loss at risk, dollar greeks, days to expiry, breakevens, stop;
-        totals; expiry and assignment warnings with what to do."""
+        """Holdings as structures: entry, mark, P&L, max loss at risk, dollar greeks, days
+        to expiry, breakevens, stop; totals; expiry and assignment warnings."""
         result, _watch = await gather_book(service)
         return ok(service, render.portfolio(result))

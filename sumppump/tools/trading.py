@@ -151,9 +151,9 @@ def register(app: FastMCP[Any], service: Service) -> None:
             float | None, Field(gt=0, description="most to pay per unit, per share")
         ] = None,
     ) -> ToolResult:
-        """Ranked Level-2 ideas (long options, debit spreads, straddles/strangles), per
-        unit: strikes, debit, max loss, max gain (absent: unbounded), breakeven, reward/risk,
-        probability of profit. Ideas only: calculate_strategy previews one."""
+        """Ranked Level-2 ideas per unit: strikes, debit, max loss, max gain (absent:
+        unbounded), breakeven, reward/risk, probability of profit. Ideas only:
+        calculate_strategy previews one."""
         await service.connection_state()
         reply = await service.ask(
             "risk",
@@ -200,10 +200,10 @@ def register(app: FastMCP[Any], service: Service) -> None:
             ),
         ] = None,
     ) -> ToolResult:
-        """Analyse the exact order that would be placed: legs, limit vs mid and natural, max
-        loss, max gain, breakevens, probability of profit, net greeks, commission, IB what-if
-        margin, account checks; a payoff chart; a single-use preview_id with confirm_text.
-        Show it all to the person; only their explicit yes leads to execute_trade."""
+        """The exact order that would be placed: legs, limit vs mid/natural, max loss, max
+        gain, breakevens, probability of profit, greeks, commission, IB margin, checks, a
+        payoff chart, a single-use preview_id and confirm_text. Show it all; only the
+        person's explicit yes leads to execute_trade."""
         await service.connection_state()
         reply = await service.ask(
             "risk",
@@ -265,8 +265,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
         ],
         ctx: Context,
     ) -> ToolResult:
-        """Places exactly the previewed order as a limit order. Call only after the person has
-        read the preview and its max loss and explicitly confirmed this exact order."""
+        """Places exactly the previewed order (or exercise). Only after the person read the
+        preview and its max loss and explicitly confirmed it."""
         approval = await approve(service, ctx, confirm_text)
         return await execute_preview(service, preview_id, confirm_text, approval)
 
@@ -286,8 +286,8 @@ def register(app: FastMCP[Any], service: Service) -> None:
             str | None, Field(max_length=100, description="which, if several; e.g. order_ref")
         ] = None,
     ) -> ToolResult:
-        """Preview a protective stop for a position (stop_price or stop_percent); placed
-        through execute_trade after the person confirms."""
+        """Preview a protective stop (stop_price or stop_percent); placed through
+        execute_trade once the person confirms."""
         return await previewed(
             service,
             PrepareStopLoss(
