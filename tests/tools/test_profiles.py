@@ -170,6 +170,10 @@ async def test_account_and_trading_results_carry_their_figures_in_both_profiles(
     p = placed.structured_content
     prompt = p["stop_loss_prompt"]
     check(placed, [p["order_ref"], p["status"], p["avg_fill_price"], prompt["suggested_stop"]])
+    outcome = await call(client, "get_order_status", order_ref=p["order_ref"])
+    o = outcome.structured_content
+    assert o["outcome"] == "filled", o
+    check(outcome, [p["order_ref"], "filled", o["filled"], o["avg_fill_price"], o["message"]])
     after = await call(client, "get_positions")
     assert claude_desktop(after).startswith("[SIMULATED] 3 positions:")
 
