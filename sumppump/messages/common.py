@@ -9,6 +9,7 @@ import msgspec
 from sumppump.messages.base import Command, Reply
 
 __all__ = [
+    "AccountKind",
     "DataType",
     "Greeks",
     "GreeksSource",
@@ -124,6 +125,10 @@ class Greeks(msgspec.Struct, frozen=True, kw_only=True):
     iv: float | None
     source: GreeksSource
     underlying_price: float | None = None
+
+
+#: Which kind of account an answer comes from (simulated answers are labelled as such).
+AccountKind = Literal["LIVE", "PAPER", "SIMULATED"]
 
 
 class Quote(msgspec.Struct, frozen=True, kw_only=True):
